@@ -1,0 +1,1 @@
+//! `litestream.yml` configuration (CLI_CONFIG.md §3–5).

@@ -1,0 +1,1 @@
+//! SQLite WAL reader (REPLICATION.md §3).
