@@ -57,7 +57,10 @@ pub struct DatabaseChecksum {
 impl DatabaseChecksum {
     /// An empty database of `page_size`-byte pages.
     pub fn new(page_size: u32) -> DatabaseChecksum {
-        DatabaseChecksum { page_size, value: 0 }
+        DatabaseChecksum {
+            page_size,
+            value: 0,
+        }
     }
 
     /// Folds in page `pgno`; the lock page is ignored (LTX.md §6).

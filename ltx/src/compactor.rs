@@ -32,7 +32,10 @@ impl<R: Read> Compactor<R> {
     /// (LTX.md §12 step 2). The output carries `flags` (Litestream:
     /// NoChecksum).
     pub fn new(readers: Vec<R>, flags: HeaderFlags) -> Result<Compactor<R>> {
-        let inputs = readers.into_iter().map(Decoder::new).collect::<Result<Vec<_>>>()?;
+        let inputs = readers
+            .into_iter()
+            .map(Decoder::new)
+            .collect::<Result<Vec<_>>>()?;
         let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
             return Err(Error::Usage("the compactor needs at least one input"));
         };
@@ -104,7 +107,9 @@ impl<R: Read> Compactor<R> {
             cursors.push(Cursor { dec, pgno, page });
         }
         loop {
-            let Some(min) = cursors.iter().filter_map(|c| c.pgno).min() else { break };
+            let Some(min) = cursors.iter().filter_map(|c| c.pgno).min() else {
+                break;
+            };
             // Among inputs holding this page, the latest in the list wins.
             let winner = cursors.iter().rposition(|c| c.pgno == Some(min));
             if let Some(w) = winner

@@ -41,9 +41,10 @@ impl<R: Read> Input<R> {
                 self.offset += buf.len() as u64;
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(Error::Truncated { offset: self.offset, what })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::Truncated {
+                offset: self.offset,
+                what,
+            }),
             Err(e) => Err(Error::Io(e)),
         }
     }
@@ -101,7 +102,10 @@ pub struct Decoder<R: Read> {
 impl<R: Read> Decoder<R> {
     /// Reads and validates the header (LTX.md §3.2).
     pub fn new(reader: R) -> Result<Decoder<R>> {
-        let mut input = Input { inner: BufReader::with_capacity(128 * 1024, reader), offset: 0 };
+        let mut input = Input {
+            inner: BufReader::with_capacity(128 * 1024, reader),
+            offset: 0,
+        };
         let mut bytes = [0u8; HEADER_SIZE];
         input.read_exact(&mut bytes, "a 100-byte header")?;
         let header = Header::from_bytes(&bytes)?;
@@ -152,10 +156,14 @@ impl<R: Read> Decoder<R> {
             return Err(Error::Usage("page buffer must be exactly the page size"));
         }
         let frame_offset = self.input.offset();
-        let bad = |reason: String| Error::InvalidPage { offset: frame_offset, reason };
+        let bad = |reason: String| Error::InvalidPage {
+            offset: frame_offset,
+            reason,
+        };
 
         let mut head = [0u8; PAGE_HEADER_SIZE + 4];
-        self.input.read_exact(&mut head[..PAGE_HEADER_SIZE], "a page header")?;
+        self.input
+            .read_exact(&mut head[..PAGE_HEADER_SIZE], "a page header")?;
         if head[..PAGE_HEADER_SIZE] == [0u8; PAGE_HEADER_SIZE] {
             self.crc.update(&head[..PAGE_HEADER_SIZE]);
             self.finish_pages(frame_offset)?;
@@ -175,7 +183,8 @@ impl<R: Read> Decoder<R> {
         let encoding;
         if flags & PAGE_FLAG_SIZE_FOLLOWS != 0 {
             encoding = PageEncoding::Block;
-            self.input.read_exact(&mut head[PAGE_HEADER_SIZE..], "a page size field")?;
+            self.input
+                .read_exact(&mut head[PAGE_HEADER_SIZE..], "a page size field")?;
             head_len = PAGE_HEADER_SIZE + 4;
             let n = u32::from_be_bytes([head[6], head[7], head[8], head[9]]) as usize;
             if n > self.max_compressed {
@@ -185,7 +194,8 @@ impl<R: Read> Decoder<R> {
                 )));
             }
             self.compressed.resize(n, 0);
-            self.input.read_exact(&mut self.compressed, "an LZ4 page block")?;
+            self.input
+                .read_exact(&mut self.compressed, "an LZ4 page block")?;
             let got = decompress_into(&self.compressed, page)
                 .map_err(|e| bad(format!("page {pgno}: LZ4 block does not decode: {e}")))?;
             if got != page.len() {
@@ -217,15 +227,22 @@ impl<R: Read> Decoder<R> {
         let bad = |reason: String| Err(Error::InvalidPage { offset, reason });
         let h = &self.header;
         if pgno > h.commit {
-            return bad(format!("page {pgno} is past the commit size of {} pages", h.commit));
+            return bad(format!(
+                "page {pgno} is past the commit size of {} pages",
+                h.commit
+            ));
         }
         if pgno == self.lock_pgno {
-            return bad(format!("page {pgno} is the lock page and must not be stored"));
+            return bad(format!(
+                "page {pgno} is the lock page and must not be stored"
+            ));
         }
         if h.is_snapshot() {
             let want = self.next_snapshot_pgno();
             if pgno != want {
-                return bad(format!("snapshot is missing pages: got page {pgno}, expected {want}"));
+                return bad(format!(
+                    "snapshot is missing pages: got page {pgno}, expected {want}"
+                ));
             }
         } else if pgno <= self.last_pgno {
             return bad(format!(
@@ -238,7 +255,11 @@ impl<R: Read> Decoder<R> {
 
     fn next_snapshot_pgno(&self) -> u32 {
         let next = self.last_pgno + 1;
-        if next == self.lock_pgno { next + 1 } else { next }
+        if next == self.lock_pgno {
+            next + 1
+        } else {
+            next
+        }
     }
 
     fn finish_pages(&mut self, marker_offset: u64) -> Result<()> {
@@ -286,11 +307,16 @@ impl<R: Read> Decoder<R> {
         }
         let computed = Checksum::FLAG | self.crc.value();
         if trailer.file_checksum.get() != computed {
-            return Err(Error::ChecksumMismatch { stored: trailer.file_checksum.get(), computed });
+            return Err(Error::ChecksumMismatch {
+                stored: trailer.file_checksum.get(),
+                computed,
+            });
         }
         trailer.validate(self.header.flags)?;
         if !self.input.at_eof()? {
-            return Err(Error::TrailingData { offset: self.input.offset() });
+            return Err(Error::TrailingData {
+                offset: self.input.offset(),
+            });
         }
         Ok(trailer)
     }
@@ -309,8 +335,12 @@ impl<R: Read> Decoder<R> {
             }
             let offset = self.read_varint(&mut buf)?;
             let size = self.read_varint(&mut buf)?;
-            let bad = |reason: String| Error::InvalidIndex { offset: entry_offset, reason };
-            let pgno = u32::try_from(pgno).map_err(|_| bad(format!("page number {pgno} overflows")))?;
+            let bad = |reason: String| Error::InvalidIndex {
+                offset: entry_offset,
+                reason,
+            };
+            let pgno =
+                u32::try_from(pgno).map_err(|_| bad(format!("page number {pgno} overflows")))?;
             if offset != expected_offset {
                 return Err(bad(format!(
                     "entry for page {pgno} says offset {offset}, but the frame is at {expected_offset}"

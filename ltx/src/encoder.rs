@@ -68,7 +68,11 @@ impl<W: Write> Encoder<W> {
     /// The page number the next snapshot page must have (LTX.md §5.4 rule 4).
     fn next_snapshot_pgno(&self) -> u32 {
         let next = self.last_pgno + 1;
-        if next == self.lock_pgno { next + 1 } else { next }
+        if next == self.lock_pgno {
+            next + 1
+        } else {
+            next
+        }
     }
 
     /// Compresses and writes page `pgno`. Pages must come in ascending order,
@@ -154,7 +158,10 @@ impl<W: Write> Encoder<W> {
         tail.extend_from_slice(&end_marker);
         let mut offset = HEADER_SIZE as u64;
         let mut index_len: u64 = 0;
-        let (runs, sizes) = (std::mem::take(&mut self.runs), std::mem::take(&mut self.sizes));
+        let (runs, sizes) = (
+            std::mem::take(&mut self.runs),
+            std::mem::take(&mut self.sizes),
+        );
         let mut sizes = sizes.iter();
         for &(first, count) in &runs {
             for pgno in first..first + count {
@@ -181,7 +188,8 @@ impl<W: Write> Encoder<W> {
             file_checksum: Checksum::new(Checksum::FLAG | self.crc.value()),
         };
         trailer.validate(self.header.flags)?;
-        self.out.write_all(&trailer.file_checksum.get().to_be_bytes())?;
+        self.out
+            .write_all(&trailer.file_checksum.get().to_be_bytes())?;
         self.out.flush()?;
         self.written += 8;
         Ok((self.out, trailer))

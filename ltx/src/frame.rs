@@ -21,7 +21,10 @@ pub(crate) fn decode_frame<R: Read>(
     scratch: &mut Vec<u8>,
 ) -> Result<u64> {
     let start = input.offset();
-    let bad = |reason: String| Error::InvalidPage { offset: start, reason };
+    let bad = |reason: String| Error::InvalidPage {
+        offset: start,
+        reason,
+    };
 
     let mut fixed = [0u8; 6];
     input.read_exact(&mut fixed, "LZ4 frame header")?;
@@ -33,14 +36,18 @@ pub(crate) fn decode_frame<R: Read>(
     }
     let (flg, bd) = (fixed[4], fixed[5]);
     if flg >> 6 != 0b01 || flg & 0b10 != 0 || bd & 0x8f != 0 {
-        return Err(bad(format!("unsupported LZ4 frame descriptor {flg:#04x} {bd:#04x}")));
+        return Err(bad(format!(
+            "unsupported LZ4 frame descriptor {flg:#04x} {bd:#04x}"
+        )));
     }
     let independent = flg & 0x20 != 0;
     let block_checksums = flg & 0x10 != 0;
     let content_size = flg & 0x08 != 0;
     let content_checksum = flg & 0x04 != 0;
     if flg & 0x01 != 0 {
-        return Err(bad("LZ4 frames with a dictionary are not used by LTX".into()));
+        return Err(bad(
+            "LZ4 frames with a dictionary are not used by LTX".into()
+        ));
     }
     let max_block = match (bd >> 4) & 0x7 {
         4 => 64 << 10,
@@ -58,7 +65,9 @@ pub(crate) fn decode_frame<R: Read>(
         desc_len = 10;
         let size = u64::from_le_bytes(descriptor[2..10].try_into().unwrap_or_default());
         if size != page.len() as u64 {
-            return Err(bad(format!("LZ4 frame content size {size} is not the page size")));
+            return Err(bad(format!(
+                "LZ4 frame content size {size} is not the page size"
+            )));
         }
     }
     let mut hc = [0u8; 1];
@@ -79,7 +88,9 @@ pub(crate) fn decode_frame<R: Read>(
         let stored = raw & 0x8000_0000 != 0;
         let len = (raw & 0x7fff_ffff) as usize;
         if len > max_block {
-            return Err(bad(format!("LZ4 block of {len} bytes exceeds the frame's maximum")));
+            return Err(bad(format!(
+                "LZ4 block of {len} bytes exceeds the frame's maximum"
+            )));
         }
         scratch.resize(len, 0);
         input.read_exact(scratch, "LZ4 block")?;
@@ -98,7 +109,11 @@ pub(crate) fn decode_frame<R: Read>(
             len
         } else {
             // Dependent blocks may refer back up to 64 KiB into earlier output.
-            let dict: &[u8] = if independent { &[] } else { &done[done.len().saturating_sub(64 << 10)..] };
+            let dict: &[u8] = if independent {
+                &[]
+            } else {
+                &done[done.len().saturating_sub(64 << 10)..]
+            };
             decompress_into_with_dict(scratch, rest, dict)
                 .map_err(|e| bad(format!("LZ4 block does not decode to a page: {e}")))?
         };

@@ -106,7 +106,10 @@ impl Header {
             return bad("min and max TXID must be non-zero".into());
         }
         if self.min_txid > self.max_txid {
-            return bad(format!("min TXID {} is after max TXID {}", self.min_txid, self.max_txid));
+            return bad(format!(
+                "min TXID {} is after max TXID {}",
+                self.min_txid, self.max_txid
+            ));
         }
         if self.wal_offset < 0 || self.wal_size < 0 {
             return bad(format!(
@@ -126,7 +129,9 @@ impl Header {
                 return bad(format!("pre-apply checksum {pre} must be zero here"));
             }
         } else if !pre.has_flag() {
-            return bad(format!("pre-apply checksum {pre} must be non-zero with bit 63 set"));
+            return bad(format!(
+                "pre-apply checksum {pre} must be non-zero with bit 63 set"
+            ));
         }
         Ok(())
     }
@@ -281,17 +286,57 @@ mod tests {
         };
         assert!(ok.validate().is_ok());
         let cases: Vec<(&str, Header)> = vec![
-            ("flags", Header { flags: HeaderFlags::from_bits(1), ..ok }),
-            ("page size", Header { page_size: 4095, ..ok }),
-            ("zero min", Header { min_txid: TxId::ZERO, ..ok }),
-            ("min > max", Header { min_txid: TxId::new(4), ..ok }),
-            ("neg offset", Header { wal_offset: -1, ..ok }),
+            (
+                "flags",
+                Header {
+                    flags: HeaderFlags::from_bits(1),
+                    ..ok
+                },
+            ),
+            (
+                "page size",
+                Header {
+                    page_size: 4095,
+                    ..ok
+                },
+            ),
+            (
+                "zero min",
+                Header {
+                    min_txid: TxId::ZERO,
+                    ..ok
+                },
+            ),
+            (
+                "min > max",
+                Header {
+                    min_txid: TxId::new(4),
+                    ..ok
+                },
+            ),
+            (
+                "neg offset",
+                Header {
+                    wal_offset: -1,
+                    ..ok
+                },
+            ),
             ("salt no offset", Header { wal_salt1: 1, ..ok }),
             ("size no offset", Header { wal_size: 10, ..ok }),
-            ("pre-apply", Header { pre_apply_checksum: Checksum::new(Checksum::FLAG | 1), ..ok }),
+            (
+                "pre-apply",
+                Header {
+                    pre_apply_checksum: Checksum::new(Checksum::FLAG | 1),
+                    ..ok
+                },
+            ),
             (
                 "checksummed without flag",
-                Header { flags: HeaderFlags::NONE, pre_apply_checksum: Checksum::new(1), ..ok },
+                Header {
+                    flags: HeaderFlags::NONE,
+                    pre_apply_checksum: Checksum::new(1),
+                    ..ok
+                },
             ),
         ];
         for (name, h) in cases {
@@ -303,6 +348,9 @@ mod tests {
     fn bad_magic_is_reported() {
         let mut b = [0u8; HEADER_SIZE];
         b[..4].copy_from_slice(b"LTX0");
-        assert!(matches!(Header::from_bytes(&b), Err(Error::BadMagic { .. })));
+        assert!(matches!(
+            Header::from_bytes(&b),
+            Err(Error::BadMagic { .. })
+        ));
     }
 }

@@ -30,7 +30,10 @@ pub(crate) fn get_uvarint(buf: &[u8], pos: &mut usize, base: u64) -> Result<u64>
     let mut value: u64 = 0;
     for shift in (0..70).step_by(7) {
         let Some(&byte) = buf.get(*pos) else {
-            return Err(invalid(base + start as u64, "varint runs past the end of the index"));
+            return Err(invalid(
+                base + start as u64,
+                "varint runs past the end of the index",
+            ));
         };
         *pos += 1;
         if shift == 63 && byte > 1 {
@@ -75,7 +78,10 @@ fn decode_index(body: &[u8], base: u64) -> Result<Vec<PageIndexEntry>> {
         entries.push(PageIndexEntry { pgno, offset, size });
     }
     if pos != body.len() {
-        return Err(invalid(base + pos as u64, "bytes between the terminator and the length"));
+        return Err(invalid(
+            base + pos as u64,
+            "bytes between the terminator and the length",
+        ));
     }
     Ok(entries)
 }
@@ -96,18 +102,26 @@ pub enum TailIndex {
 /// remote file without downloading it whole.
 pub fn read_page_index(tail: &[u8], file_size: u64) -> Result<TailIndex> {
     let trailer_and_len = 8 + crate::TRAILER_SIZE;
-    let tail_start = file_size.checked_sub(tail.len() as u64).ok_or(Error::Usage(
-        "the tail given is longer than the file",
-    ))?;
+    let tail_start = file_size
+        .checked_sub(tail.len() as u64)
+        .ok_or(Error::Usage("the tail given is longer than the file"))?;
     if tail.len() < trailer_and_len {
-        return Err(Error::Truncated { offset: tail_start, what: "the index length and trailer" });
+        return Err(Error::Truncated {
+            offset: tail_start,
+            what: "the index length and trailer",
+        });
     }
     let at = tail.len() - trailer_and_len;
     let len = u64::from_be_bytes(tail[at..at + 8].try_into().unwrap_or_default());
     let index_start = (tail_start + at as u64)
         .checked_sub(len)
         .filter(|&s| s >= (crate::HEADER_SIZE + crate::PAGE_HEADER_SIZE) as u64)
-        .ok_or_else(|| invalid(tail_start + at as u64, "index length points before the pages"))?;
+        .ok_or_else(|| {
+            invalid(
+                tail_start + at as u64,
+                "index length points before the pages",
+            )
+        })?;
     if index_start < tail_start {
         return Ok(TailIndex::StartsAt(index_start));
     }
@@ -116,7 +130,10 @@ pub fn read_page_index(tail: &[u8], file_size: u64) -> Result<TailIndex> {
 }
 
 fn invalid(offset: u64, reason: &str) -> Error {
-    Error::InvalidIndex { offset, reason: reason.to_owned() }
+    Error::InvalidIndex {
+        offset,
+        reason: reason.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -109,7 +109,10 @@ pub fn file_name(min: TxId, max: TxId) -> String {
 pub fn parse_file_name(name: &str) -> Option<(TxId, TxId)> {
     let rest = name.strip_suffix(".ltx")?;
     let (min, max) = rest.split_once('-')?;
-    let lower = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let lower = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     if !lower(min) || !lower(max) {
         return None;
     }
@@ -148,7 +151,10 @@ mod tests {
     fn file_names_round_trip_and_reject_near_misses() {
         let name = file_name(TxId::new(1), TxId::new(0x1f4));
         assert_eq!(name, "0000000000000001-00000000000001f4.ltx");
-        assert_eq!(parse_file_name(&name), Some((TxId::new(1), TxId::new(0x1f4))));
+        assert_eq!(
+            parse_file_name(&name),
+            Some((TxId::new(1), TxId::new(0x1f4)))
+        );
         for bad in [
             "0000000000000001-00000000000001F4.ltx",
             "0000000000000001-00000000000001f4.ltx.tmp",
@@ -163,7 +169,10 @@ mod tests {
     #[test]
     fn txid_text_form_is_sixteen_hex_digits() {
         assert_eq!(TxId::new(255).to_string(), "00000000000000ff");
-        assert_eq!("00000000000000FF".parse::<TxId>().ok(), Some(TxId::new(255)));
+        assert_eq!(
+            "00000000000000FF".parse::<TxId>().ok(),
+            Some(TxId::new(255))
+        );
         assert!("ff".parse::<TxId>().is_err());
         assert!("+0000000000000ff".parse::<TxId>().is_err());
     }

@@ -70,12 +70,22 @@ pub struct RawFrame {
 impl RawFrame {
     /// A current-encoding frame (LZ4 block with a size field).
     pub fn block(pgno: u32, data: &[u8]) -> RawFrame {
-        RawFrame { pgno, flags: 1, payload: lz4_flex::block::compress(data), data: data.to_vec() }
+        RawFrame {
+            pgno,
+            flags: 1,
+            payload: lz4_flex::block::compress(data),
+            data: data.to_vec(),
+        }
     }
 
     /// A legacy frame (one LZ4 frame, page flags 0).
     pub fn legacy(pgno: u32, data: &[u8]) -> RawFrame {
-        RawFrame { pgno, flags: 0, payload: lz4_frame(data), data: data.to_vec() }
+        RawFrame {
+            pgno,
+            flags: 0,
+            payload: lz4_frame(data),
+            data: data.to_vec(),
+        }
     }
 }
 
@@ -83,7 +93,12 @@ impl RawFrame {
 /// frames break, so tests can check the decoder's own rules. `index` replaces
 /// the generated page index entries when given; `post` is the trailer's
 /// post-apply checksum.
-pub fn raw_file(h: &Header, frames: &[RawFrame], index: Option<Vec<(u32, u64, u64)>>, post: u64) -> Vec<u8> {
+pub fn raw_file(
+    h: &Header,
+    frames: &[RawFrame],
+    index: Option<Vec<(u32, u64, u64)>>,
+    post: u64,
+) -> Vec<u8> {
     let mut out = h.to_bytes().to_vec();
     let mut crc = Crc64::new();
     crc.update(&out);
@@ -123,7 +138,12 @@ pub fn raw_file(h: &Header, frames: &[RawFrame], index: Option<Vec<(u32, u64, u6
 pub fn legacy_file(h: &Header, frames: &[(u32, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let frames: Vec<_> = frames
         .iter()
-        .map(|(pgno, payload, data)| RawFrame { pgno: *pgno, flags: 0, payload: payload.clone(), data: data.clone() })
+        .map(|(pgno, payload, data)| RawFrame {
+            pgno: *pgno,
+            flags: 0,
+            payload: payload.clone(),
+            data: data.clone(),
+        })
         .collect();
     raw_file(h, &frames, None, 0)
 }

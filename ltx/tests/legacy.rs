@@ -25,7 +25,10 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn build(ps: u32, commit: u32, min: u64, max: u64, pgnos: &[u32], seed: u8) -> Vec<u8> {
-    let frames: Vec<_> = pgnos.iter().map(|&p| RawFrame::legacy(p, &page(ps, p, seed))).collect();
+    let frames: Vec<_> = pgnos
+        .iter()
+        .map(|&p| RawFrame::legacy(p, &page(ps, p, seed)))
+        .collect();
     raw_file(&header(ps, commit, min, max), &frames, None, 0)
 }
 
@@ -35,7 +38,11 @@ fn build_fixtures() {
         return;
     }
     for &(name, ps, commit, min, max, pgnos, seed) in FIXTURES {
-        std::fs::write(fixture_dir().join(name), build(ps, commit, min, max, pgnos, seed)).unwrap();
+        std::fs::write(
+            fixture_dir().join(name),
+            build(ps, commit, min, max, pgnos, seed),
+        )
+        .unwrap();
     }
 }
 
@@ -44,7 +51,11 @@ fn checked_in_legacy_files_decode_to_their_pages() {
     for &(name, ps, _, min, max, pgnos, seed) in FIXTURES {
         let bytes = std::fs::read(fixture_dir().join(name)).unwrap();
         let mut dec = ltx::Decoder::new(bytes.as_slice()).unwrap();
-        assert_eq!((dec.header().min_txid.get(), dec.header().max_txid.get()), (min, max), "{name}");
+        assert_eq!(
+            (dec.header().min_txid.get(), dec.header().max_txid.get()),
+            (min, max),
+            "{name}"
+        );
         let mut buf = vec![0u8; ps as usize];
         for &p in pgnos {
             assert_eq!(dec.next_page(&mut buf).unwrap(), Some(p), "{name}");
@@ -61,7 +72,11 @@ fn legacy_and_current_files_compact_into_the_current_encoding() {
     let snap = std::fs::read(fixture_dir().join(FIXTURES[0].0)).unwrap();
     let inc = std::fs::read(fixture_dir().join(FIXTURES[1].0)).unwrap();
     let current = common::encode(&header(4096, 6, 3, 3), &[(4, page(4096, 4, 99))]);
-    let c = Compactor::new(vec![snap.as_slice(), inc.as_slice(), current.as_slice()], HeaderFlags::NO_CHECKSUM).unwrap();
+    let c = Compactor::new(
+        vec![snap.as_slice(), inc.as_slice(), current.as_slice()],
+        HeaderFlags::NO_CHECKSUM,
+    )
+    .unwrap();
     let (out, _) = c.compact(Vec::new()).unwrap();
     let mut dec = ltx::Decoder::new(out.as_slice()).unwrap();
     let mut buf = vec![0u8; 4096];
@@ -87,7 +102,8 @@ fn legacy_and_current_files_compact_into_the_current_encoding() {
 fn a_corrupted_legacy_frame_is_rejected() {
     let mut bytes = build(4096, 4, 1, 1, &[1, 2, 3, 4], 11);
     // Inside the first frame's content checksum (last 4 bytes of the frame).
-    let ltx::TailIndex::Complete(idx) = ltx::read_page_index(&bytes, bytes.len() as u64).unwrap() else {
+    let ltx::TailIndex::Complete(idx) = ltx::read_page_index(&bytes, bytes.len() as u64).unwrap()
+    else {
         panic!()
     };
     let end = (idx[0].offset + idx[0].size) as usize;

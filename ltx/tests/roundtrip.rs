@@ -14,18 +14,25 @@ fn page_size() -> impl Strategy<Value = u32> {
 }
 
 /// A file: header plus pages (pgno ascending), snapshot or incremental.
-fn file(page_size: u32, min: u64, max: u64) -> impl Strategy<Value = (ltx::Header, Vec<(u32, Vec<u8>)>)> {
+fn file(
+    page_size: u32,
+    min: u64,
+    max: u64,
+) -> impl Strategy<Value = (ltx::Header, Vec<(u32, Vec<u8>)>)> {
     let max_commit: u32 = if page_size >= 32768 { 8 } else { 40 };
-    (1u32..=max_commit, any::<u8>(), proptest::collection::vec(any::<bool>(), 40)).prop_map(
-        move |(commit, seed, keep)| {
+    (
+        1u32..=max_commit,
+        any::<u8>(),
+        proptest::collection::vec(any::<bool>(), 40),
+    )
+        .prop_map(move |(commit, seed, keep)| {
             let h = header(page_size, commit, min, max);
             let pages = (1..=commit)
                 .filter(|&p| h.is_snapshot() || keep[p as usize - 1])
                 .map(|p| (p, page(page_size, p, seed)))
                 .collect();
             (h, pages)
-        },
-    )
+        })
 }
 
 proptest! {
@@ -134,6 +141,9 @@ fn snapshot_across_the_lock_page_skips_it() {
 
     let inc = header(ps, commit, 2, 2);
     let mut enc = ltx::Encoder::new(Vec::new(), &inc).unwrap();
-    assert!(enc.encode_page(lock, &cheap(lock)).is_err(), "the lock page is refused");
+    assert!(
+        enc.encode_page(lock, &cheap(lock)).is_err(),
+        "the lock page is refused"
+    );
     enc.encode_page(lock + 1, &cheap(lock + 1)).unwrap();
 }

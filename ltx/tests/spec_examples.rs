@@ -24,8 +24,14 @@ const SPEC_FILE: [u8; 156] = [
 fn decodes_the_spec_file_and_verifies_its_checksum() {
     let mut dec = ltx::Decoder::new(&SPEC_FILE[..]).unwrap();
     let h = *dec.header();
-    assert_eq!((h.page_size, h.commit, h.min_txid, h.max_txid), (512, 1, TxId::new(1), TxId::new(1)));
-    assert_eq!((h.wal_offset, h.wal_size, h.wal_salt1, h.wal_salt2), (32, 536, 0x0102_0304, 0x0506_0708));
+    assert_eq!(
+        (h.page_size, h.commit, h.min_txid, h.max_txid),
+        (512, 1, TxId::new(1), TxId::new(1))
+    );
+    assert_eq!(
+        (h.wal_offset, h.wal_size, h.wal_salt1, h.wal_salt2),
+        (32, 536, 0x0102_0304, 0x0506_0708)
+    );
     let mut page = vec![1u8; 512];
     assert_eq!(dec.next_page(&mut page).unwrap(), Some(1));
     assert!(page.iter().all(|&b| b == 0));
@@ -40,9 +46,16 @@ fn reading_the_index_from_the_tail_finds_the_frame() {
     let index = ltx::read_page_index(&SPEC_FILE[100..], 156).unwrap();
     assert_eq!(
         index,
-        ltx::TailIndex::Complete(vec![ltx::PageIndexEntry { pgno: 1, offset: 100, size: 22 }])
+        ltx::TailIndex::Complete(vec![ltx::PageIndexEntry {
+            pgno: 1,
+            offset: 100,
+            size: 22
+        }])
     );
-    assert_eq!(ltx::read_page_index(&SPEC_FILE[130..], 156).unwrap(), ltx::TailIndex::StartsAt(128));
+    assert_eq!(
+        ltx::read_page_index(&SPEC_FILE[130..], 156).unwrap(),
+        ltx::TailIndex::StartsAt(128)
+    );
 }
 
 /// LTX.md §11, second paragraph: the Go encoder's 24-byte block for the same
@@ -100,9 +113,22 @@ fn compacts_the_spec_example() {
     let out_header = *c.header();
     let (out, _) = c.compact(Vec::new()).unwrap();
     assert_eq!(out_header.commit, 2);
-    assert_eq!((out_header.min_txid, out_header.max_txid), (TxId::new(1), TxId::new(2)));
-    assert_eq!(out_header.timestamp, 1_700_000_001_000, "the newest input's timestamp");
-    assert_eq!((out_header.wal_offset, out_header.wal_size, out_header.wal_salt1), (0, 0, 0));
+    assert_eq!(
+        (out_header.min_txid, out_header.max_txid),
+        (TxId::new(1), TxId::new(2))
+    );
+    assert_eq!(
+        out_header.timestamp, 1_700_000_001_000,
+        "the newest input's timestamp"
+    );
+    assert_eq!(
+        (
+            out_header.wal_offset,
+            out_header.wal_size,
+            out_header.wal_salt1
+        ),
+        (0, 0, 0)
+    );
     let (_, pages) = decode(&out).unwrap();
     assert_eq!(pages, vec![(1, p1), (2, vec![0x42; 512])]);
 }

@@ -8,13 +8,19 @@ use common::{RawFrame, decode, header, page, raw_file};
 use ltx::{Error, lock_pgno};
 
 fn pages(ps: u32, pgnos: &[u32]) -> Vec<RawFrame> {
-    pgnos.iter().map(|&p| RawFrame::block(p, &page(ps, p, 3))).collect()
+    pgnos
+        .iter()
+        .map(|&p| RawFrame::block(p, &page(ps, p, 3)))
+        .collect()
 }
 
 fn assert_rejected(file: &[u8], needle: &str) {
     match decode(file) {
         Ok(_) => panic!("accepted a file that breaks: {needle}"),
-        Err(e) => assert!(e.to_string().contains(needle), "error {e:?} should mention {needle:?}"),
+        Err(e) => assert!(
+            e.to_string().contains(needle),
+            "error {e:?} should mention {needle:?}"
+        ),
     }
 }
 
@@ -28,14 +34,23 @@ fn well_formed_control_case_decodes() {
 #[test]
 fn out_of_order_and_duplicate_pages_are_rejected() {
     let h = header(512, 5, 2, 2);
-    assert_rejected(&raw_file(&h, &pages(512, &[3, 1]), None, 0), "strictly ascending");
-    assert_rejected(&raw_file(&h, &pages(512, &[2, 2]), None, 0), "strictly ascending");
+    assert_rejected(
+        &raw_file(&h, &pages(512, &[3, 1]), None, 0),
+        "strictly ascending",
+    );
+    assert_rejected(
+        &raw_file(&h, &pages(512, &[2, 2]), None, 0),
+        "strictly ascending",
+    );
 }
 
 #[test]
 fn pages_past_commit_are_rejected() {
     let h = header(512, 2, 2, 2);
-    assert_rejected(&raw_file(&h, &pages(512, &[1, 3]), None, 0), "past the commit");
+    assert_rejected(
+        &raw_file(&h, &pages(512, &[1, 3]), None, 0),
+        "past the commit",
+    );
 }
 
 #[test]
@@ -50,8 +65,14 @@ fn the_lock_page_is_rejected() {
 #[test]
 fn incomplete_snapshots_are_rejected() {
     let h = header(512, 3, 1, 1);
-    assert_rejected(&raw_file(&h, &pages(512, &[1, 3]), None, 0), "missing pages");
-    assert_rejected(&raw_file(&h, &pages(512, &[1, 2]), None, 0), "database has 3 pages");
+    assert_rejected(
+        &raw_file(&h, &pages(512, &[1, 3]), None, 0),
+        "missing pages",
+    );
+    assert_rejected(
+        &raw_file(&h, &pages(512, &[1, 2]), None, 0),
+        "database has 3 pages",
+    );
 }
 
 #[test]
@@ -64,8 +85,16 @@ fn short_decompression_is_rejected() {
         data: vec![9u8; 512],
     };
     assert_rejected(&raw_file(&h, &[short], None, 0), "decodes to 500 bytes");
-    let legacy_short = RawFrame { pgno: 1, flags: 0, payload: common::lz4_frame(&[9u8; 500]), data: vec![9u8; 512] };
-    assert_rejected(&raw_file(&h, &[legacy_short], None, 0), "decodes to 500 bytes");
+    let legacy_short = RawFrame {
+        pgno: 1,
+        flags: 0,
+        payload: common::lz4_frame(&[9u8; 500]),
+        data: vec![9u8; 512],
+    };
+    assert_rejected(
+        &raw_file(&h, &[legacy_short], None, 0),
+        "decodes to 500 bytes",
+    );
 }
 
 #[test]
@@ -73,7 +102,8 @@ fn an_index_that_disagrees_with_the_frames_is_rejected() {
     let h = header(512, 5, 2, 2);
     let frames = pages(512, &[1, 3]);
     let good = raw_file(&h, &frames, None, 0);
-    let ltx::TailIndex::Complete(entries) = ltx::read_page_index(&good, good.len() as u64).unwrap() else {
+    let ltx::TailIndex::Complete(entries) = ltx::read_page_index(&good, good.len() as u64).unwrap()
+    else {
         panic!("index should be complete")
     };
     let e: Vec<_> = entries.iter().map(|e| (e.pgno, e.offset, e.size)).collect();
@@ -109,8 +139,14 @@ fn trailing_bytes_and_mixed_encodings_are_rejected() {
     let h = header(512, 2, 2, 2);
     let mut file = raw_file(&h, &pages(512, &[1]), None, 0);
     file.push(0);
-    assert!(matches!(decode(&file), Err(Error::ChecksumMismatch { .. } | Error::TrailingData { .. })));
-    let mixed = vec![RawFrame::block(1, &page(512, 1, 0)), RawFrame::legacy(2, &page(512, 2, 0))];
+    assert!(matches!(
+        decode(&file),
+        Err(Error::ChecksumMismatch { .. } | Error::TrailingData { .. })
+    ));
+    let mixed = vec![
+        RawFrame::block(1, &page(512, 1, 0)),
+        RawFrame::legacy(2, &page(512, 2, 0)),
+    ];
     assert_rejected(&raw_file(&h, &mixed, None, 0), "mixed");
 }
 
@@ -118,6 +154,11 @@ fn trailing_bytes_and_mixed_encodings_are_rejected() {
 fn errors_name_the_offset() {
     let h = header(512, 5, 2, 2);
     let file = raw_file(&h, &pages(512, &[3, 1]), None, 0);
-    let Err(Error::InvalidPage { offset, .. }) = decode(&file) else { panic!("expected InvalidPage") };
-    assert!(offset > 100, "offset {offset} should point at the second frame");
+    let Err(Error::InvalidPage { offset, .. }) = decode(&file) else {
+        panic!("expected InvalidPage")
+    };
+    assert!(
+        offset > 100,
+        "offset {offset} should point at the second frame"
+    );
 }
