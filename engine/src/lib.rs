@@ -5,5 +5,10 @@
 //! - [`config`] reads `litestream.yml` as Litestream does (CLI_CONFIG.md §3–5).
 #![forbid(unsafe_code)]
 
+pub mod compact;
 pub mod config;
+pub mod db;
+pub mod replicate;
+pub mod restore;
+pub mod setup;
 pub mod wal;

@@ -4,6 +4,7 @@
 //!
 //! Goals (issue #2): encode ≥ 500 MB/s and decode+verify ≥ 1.5 GB/s per core
 //! on random pages. Run: `cargo bench -p ltx --bench codec`.
+#![allow(clippy::expect_used, missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ltx::{Checksum, Decoder, Encoder, Header, HeaderFlags, TxId};

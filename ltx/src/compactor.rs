@@ -106,10 +106,7 @@ impl<R: Read> Compactor<R> {
             let pgno = dec.next_page(&mut page)?;
             cursors.push(Cursor { dec, pgno, page });
         }
-        loop {
-            let Some(min) = cursors.iter().filter_map(|c| c.pgno).min() else {
-                break;
-            };
+        while let Some(min) = cursors.iter().filter_map(|c| c.pgno).min() {
             // Among inputs holding this page, the latest in the list wins.
             let winner = cursors.iter().rposition(|c| c.pgno == Some(min));
             if let Some(w) = winner

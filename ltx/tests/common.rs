@@ -1,5 +1,6 @@
 //! Builders shared by the codec's integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ltx::{Crc64, Header, HeaderFlags, TxId};
 
@@ -46,7 +47,10 @@ pub fn encode(h: &Header, pages: &[(u32, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Decodes a whole file, returning its pages.
-pub fn decode(file: &[u8]) -> ltx::Result<(Header, Vec<(u32, Vec<u8>)>)> {
+/// Page number and content, in file order.
+pub type Pages = Vec<(u32, Vec<u8>)>;
+
+pub fn decode(file: &[u8]) -> ltx::Result<(Header, Pages)> {
     let mut dec = ltx::Decoder::new(file)?;
     let h = *dec.header();
     let mut pages = Vec::new();

@@ -5,6 +5,8 @@
 //! encoder configured as those releases wrote frames. Regenerate with
 //! `FRESHET_WRITE_FIXTURES=1 cargo test -p ltx --test legacy`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::PathBuf;
@@ -13,7 +15,9 @@ use common::{RawFrame, decode, header, page, raw_file};
 use ltx::{Compactor, HeaderFlags, PageEncoding};
 
 /// (file name, page size, commit, min TXID, max TXID, pages, seed).
-const FIXTURES: &[(&str, u32, u32, u64, u64, &[u32], u8)] = &[
+type Fixture = (&'static str, u32, u32, u64, u64, &'static [u32], u8);
+
+const FIXTURES: &[Fixture] = &[
     ("legacy-snapshot-4096.ltx", 4096, 4, 1, 1, &[1, 2, 3, 4], 11),
     ("legacy-incremental-4096.ltx", 4096, 6, 2, 2, &[2, 5, 6], 12),
     ("legacy-snapshot-65536.ltx", 65536, 2, 1, 1, &[1, 2], 13),

@@ -1,6 +1,8 @@
 //! Property tests: whole files round-trip at every page size, compaction
 //! equals applying files in order, and corruption never yields wrong pages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! The worked examples of LTX.md, byte for byte. Each was accepted by (or
 //! produced by) the reference Go implementation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{decode, header, legacy_file};

@@ -2,6 +2,8 @@
 //! no Litestream writer produces. Each case is built with a correct file
 //! checksum, so only the rule under test can reject it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{RawFrame, decode, header, page, raw_file};

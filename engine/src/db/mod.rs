@@ -1,0 +1,615 @@
+//! One replicated database, local side: the SQLite connections, the WAL, the
+//! staged level-0 files and checkpoints (REPLICATION.md §2–6, §9–10).
+//!
+//! [`Db`] is synchronous and owned by one thread; it never touches the
+//! replica. Each [`Db::sync`] turns the frames committed since the previous
+//! sync into one L0 file in the metadata directory (or a full snapshot when
+//! continuity cannot be proven) and then checkpoints when the policy says so.
+
+mod build;
+mod checkpoint;
+mod continuity;
+mod error;
+mod meta;
+mod sqlite;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ltx::{Header, TxId};
+
+pub use checkpoint::{
+    CheckpointPolicy, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MIN_CHECKPOINT_PAGES,
+    DEFAULT_TRUNCATE_PAGES, wal_bytes,
+};
+pub use continuity::SnapshotReason;
+pub use error::{DbError, Result};
+pub use meta::MetaDir;
+pub use sqlite::{CheckpointMode, CheckpointResult};
+
+use crate::wal::{self, Salts};
+use build::{L0Origin, L0Source};
+use continuity::{LastPageCheck, Previous};
+use sqlite::Sqlite;
+
+/// Settings of one database (CLI_CONFIG.md §3.3).
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// The metadata directory.
+    pub meta_path: PathBuf,
+    /// SQLite busy timeout for our connections.
+    pub busy_timeout: Duration,
+    /// When to checkpoint.
+    pub checkpoint: CheckpointPolicy,
+    /// WAL bytes one incremental step may convert (`None` = unlimited).
+    pub max_sync_wal_bytes: Option<u64>,
+}
+
+impl DbOptions {
+    /// Defaults for a database at `path`, with the metadata directory
+    /// `<dir>/.<name>-litestream` (REPLICA_LAYOUT.md §8).
+    pub fn new(path: impl Into<PathBuf>) -> DbOptions {
+        let path = path.into();
+        let meta_path = crate::config::default_meta_path(&path);
+        DbOptions {
+            path,
+            meta_path,
+            busy_timeout: Duration::from_secs(1),
+            checkpoint: CheckpointPolicy::default(),
+            max_sync_wal_bytes: Some(64 << 20),
+        }
+    }
+}
+
+/// What one L0 file held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Its TXID.
+    pub txid: TxId,
+    /// Why it is a snapshot, if it is one.
+    pub snapshot: Option<SnapshotReason>,
+    /// Pages in it.
+    pub pages: u64,
+    /// WAL bytes it covers.
+    pub wal_bytes: u64,
+    /// Its size.
+    pub file_bytes: u64,
+}
+
+/// What a [`Db::sync`] did.
+#[derive(Clone, Debug, Default)]
+pub struct SyncReport {
+    /// Files written, oldest first.
+    pub written: Vec<Written>,
+    /// Checkpoints run.
+    pub checkpoints: Vec<(CheckpointMode, CheckpointResult)>,
+}
+
+struct Open {
+    sqlite: Sqlite,
+    db_file: File,
+    page_size: u32,
+}
+
+/// The last WAL frame the newest L0 file consumed, remembered so the next
+/// continuity check does not have to decode that file (§4.2 step 7).
+#[derive(Clone, Copy, Debug)]
+struct LastFrame {
+    txid: TxId,
+    pgno: u32,
+    crc: u64,
+}
+
+/// One database being replicated.
+pub struct Db {
+    opts: DbOptions,
+    wal_path: PathBuf,
+    meta: MetaDir,
+    open: Option<Open>,
+    /// Header of the newest local L0 file: the position.
+    pos: Option<Header>,
+    /// End of replicated WAL content (§4.5).
+    last_synced_wal_offset: Option<u64>,
+    synced_to_wal_end: bool,
+    synced_since_checkpoint: bool,
+    last_frame: Option<LastFrame>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.opts.path)
+            .field("txid", &self.txid())
+            .finish()
+    }
+}
+
+impl Db {
+    /// A database to replicate; nothing is opened until the first sync.
+    pub fn new(opts: DbOptions) -> Db {
+        let mut wal = opts.path.clone().into_os_string();
+        wal.push("-wal");
+        let (file_mode, dir_mode) = modes(&opts.path);
+        let meta = MetaDir::new(&opts.meta_path, file_mode, dir_mode);
+        Db {
+            opts,
+            wal_path: PathBuf::from(wal),
+            meta,
+            open: None,
+            pos: None,
+            last_synced_wal_offset: None,
+            synced_to_wal_end: false,
+            synced_since_checkpoint: false,
+            last_frame: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.opts.path
+    }
+
+    /// The staged L0 files.
+    pub fn meta(&self) -> &MetaDir {
+        &self.meta
+    }
+
+    /// The local position: TXID of the newest L0 file (zero before any).
+    pub fn txid(&self) -> TxId {
+        self.pos.map(|h| h.max_txid).unwrap_or(TxId::ZERO)
+    }
+
+    /// The page size, once open.
+    pub fn page_size(&self) -> Option<u32> {
+        self.open.as_ref().map(|o| o.page_size)
+    }
+
+    /// Whether the database has been opened.
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// End of the WAL content replicated so far, if known.
+    pub fn synced_wal_offset(&self) -> Option<u64> {
+        self.last_synced_wal_offset
+    }
+
+    /// Opens the database if it exists (REPLICATION.md §2). `Ok(false)`: no
+    /// database file yet, try again next tick.
+    pub fn ensure_open(&mut self) -> Result<bool> {
+        if self.open.is_some() {
+            return Ok(true);
+        }
+        if !self.opts.path.exists() {
+            return Ok(false);
+        }
+        let (sqlite, page_size) = Sqlite::open(&self.opts.path, self.opts.busy_timeout)?;
+        let db_file =
+            File::open(&self.opts.path).map_err(|e| DbError::io("open", &self.opts.path, e))?;
+        self.meta.prepare()?;
+        let wal_len = std::fs::metadata(&self.wal_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if wal_len < wal::HEADER_SIZE as u64 {
+            sqlite.bump_seq()?;
+        }
+        let txid = self.meta.newest_txid()?;
+        self.pos = if txid == TxId::ZERO {
+            None
+        } else {
+            Some(self.meta.verify_l0(txid)?)
+        };
+        self.open = Some(Open {
+            sqlite,
+            db_file,
+            page_size,
+        });
+        Ok(true)
+    }
+
+    /// Replaces the local position with `header`'s file, already written into
+    /// the metadata directory by the caller (the database-behind-replica
+    /// case, REPLICATION.md §9.2): the next sync writes a snapshot after it.
+    pub fn adopt_position(&mut self, header: Header) {
+        self.pos = Some(header);
+        self.last_frame = None;
+        self.synced_to_wal_end = false;
+    }
+
+    /// Brings the replica position up to date with the WAL: sync steps until
+    /// caught up, then a checkpoint if the policy asks for one (§4, §5).
+    pub fn sync(&mut self) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        if !self.ensure_open()? {
+            return Ok(report);
+        }
+        let orig = self.logical_wal_size()?;
+        let mut reached_end;
+        loop {
+            let step = self.sync_step(self.opts.max_sync_wal_bytes, None)?;
+            reached_end = step.at_wal_end;
+            if let Some(w) = step.written {
+                report.written.push(w);
+            }
+            if step.written.is_none() || !step.limited || step.at_wal_end {
+                break;
+            }
+        }
+        let _ = reached_end;
+        self.checkpoint_if_needed(orig, &mut report)?;
+        Ok(report)
+    }
+
+    fn logical_wal_size(&self) -> Result<u64> {
+        match self.last_synced_wal_offset {
+            Some(o) => Ok(o),
+            None => Ok(std::fs::metadata(&self.wal_path)
+                .map(|m| m.len())
+                .unwrap_or(0)),
+        }
+    }
+
+    /// One step: §4.2 continuity, §4.3 frames, §4.4 the file, §4.5 state.
+    fn sync_step(&mut self, limit: Option<u64>, force: Option<SnapshotReason>) -> Result<Step> {
+        let open = self
+            .open
+            .as_ref()
+            .ok_or(DbError::Internal("sync before open"))?;
+        let page_size = open.page_size;
+        let wal_file =
+            File::open(&self.wal_path).map_err(|e| DbError::io("open", &self.wal_path, e))?;
+        let wal_len =
+            wal::ReadAt::size(&wal_file).map_err(|e| DbError::io("stat", &self.wal_path, e))?;
+        let header = wal::read_header(&wal_file)?;
+
+        let prev = self.pos.map(|header| Previous {
+            header,
+            synced_to_wal_end: self.synced_to_wal_end,
+        });
+        let mut check = PageCheck {
+            meta: &self.meta,
+            pos: self.pos,
+            cache: self.last_frame,
+        };
+        let mut start = continuity::check(&wal_file, header.as_ref(), wal_len, prev, &mut check)?;
+        if force.is_some() {
+            start = continuity::Start {
+                offset: wal::HEADER_SIZE as u64,
+                salts: header.map(|h| h.salts).unwrap_or_default(),
+                prev_commit: 0,
+                snapshot: force,
+            };
+        }
+        let Some(header) = header else {
+            // No WAL yet: nothing committed since the database file itself.
+            if start.snapshot.is_none() {
+                return Ok(Step::nothing(true));
+            }
+            return self.write_step(page_size, &wal_file, None, start, wal_len);
+        };
+
+        let reader = if start.offset == wal::HEADER_SIZE as u64 {
+            wal::Reader::open(&wal_file)?
+        } else {
+            match wal::Reader::resume(&wal_file, start.offset, start.salts) {
+                Ok(r) => r,
+                Err(e) if e.is_prev_frame_mismatch() => {
+                    start.offset = wal::HEADER_SIZE as u64;
+                    start.salts = header.salts;
+                    wal::Reader::open(&wal_file)?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let Some(reader) = reader else {
+            return Ok(Step::nothing(true));
+        };
+        let limit = if start.snapshot.is_some() {
+            None
+        } else {
+            limit
+        };
+        let scan = reader.scan(limit, &mut self.scratch)?;
+        let _ = header;
+        self.write_step(page_size, &wal_file, Some(scan), start, wal_len)
+    }
+
+    fn write_step(
+        &mut self,
+        page_size: u32,
+        wal_file: &File,
+        scan: Option<wal::Scan>,
+        start: continuity::Start,
+        wal_len: u64,
+    ) -> Result<Step> {
+        let open = self
+            .open
+            .as_ref()
+            .ok_or(DbError::Internal("sync before open"))?;
+        let db_len = wal::ReadAt::size(&open.db_file)
+            .map_err(|e| DbError::io("stat", &self.opts.path, e))?;
+        let (pages, wal_size, scan_commit, limited, salts) = match &scan {
+            Some(s) => (
+                Some(&s.pages),
+                if s.pages.is_empty() { 0 } else { s.wal_size() },
+                s.commit,
+                s.is_limited(),
+                s.salts,
+            ),
+            None => (None, 0, 0, false, Salts::default()),
+        };
+        let commit = if scan_commit > 0 {
+            scan_commit
+        } else {
+            (db_len / u64::from(page_size)) as u32
+        };
+        let end = start.offset + wal_size;
+        if start.snapshot.is_none() && wal_size == 0 {
+            self.synced_to_wal_end = end == wal_len;
+            return Ok(Step::nothing(self.synced_to_wal_end));
+        }
+        if commit == 0 {
+            return Ok(Step::nothing(true));
+        }
+        let txid = self
+            .txid()
+            .next()
+            .ok_or(DbError::Internal("TXID overflow"))?;
+        let origin = L0Origin {
+            min_txid: txid,
+            txid,
+            timestamp: now_ms(),
+            wal_offset: if scan.is_some() { start.offset } else { 0 },
+            wal_size,
+            salts,
+        };
+        let src = L0Source {
+            db_file: &open.db_file,
+            db_path: &self.opts.path,
+            wal_file,
+            wal_path: &self.wal_path,
+            page_size,
+            commit,
+            pages,
+            snapshot: start.snapshot.is_some(),
+            prev_commit: start.prev_commit,
+        };
+        let stats = self
+            .meta
+            .write_l0(txid, |w| build::write_l0(&src, &origin, w))?;
+        let header = self.meta.read_l0_header(txid)?;
+
+        // Remember the last frame for the next continuity check.
+        self.last_frame = None;
+        if wal_size > 0 {
+            let frame_off = end - wal::frame_size(page_size);
+            let mut buf = vec![0u8; wal::frame_size(page_size) as usize];
+            if let Some(f) = wal::read_frame(wal_file, page_size, frame_off, &mut buf)? {
+                let mut crc = ltx::Crc64::new();
+                crc.update(f.page);
+                self.last_frame = Some(LastFrame {
+                    txid,
+                    pgno: f.header.pgno,
+                    crc: crc.value(),
+                });
+            }
+        }
+        self.pos = Some(header);
+        self.last_synced_wal_offset = Some(if scan.is_some() {
+            end
+        } else {
+            wal::HEADER_SIZE as u64
+        });
+        self.synced_to_wal_end = end == wal_len;
+        self.synced_since_checkpoint = true;
+        Ok(Step {
+            written: Some(Written {
+                txid,
+                snapshot: start.snapshot,
+                pages: stats.pages,
+                wal_bytes: wal_size,
+                file_bytes: stats.bytes,
+            }),
+            limited,
+            at_wal_end: self.synced_to_wal_end,
+        })
+    }
+
+    /// Streams a full snapshot of the database at the local position into
+    /// `out`, as a level-9 file covering TXIDs 1..=position (REPLICATION.md
+    /// §8): WAL frames only up to what was synced, so the snapshot never runs
+    /// ahead of level 0. `Ok(None)` before the first sync.
+    pub fn write_snapshot<W: std::io::Write>(&mut self, out: W) -> Result<Option<Header>> {
+        let Some(pos) = self.pos else { return Ok(None) };
+        let open = self
+            .open
+            .as_ref()
+            .ok_or(DbError::Internal("snapshot before open"))?;
+        let page_size = open.page_size;
+        let wal_file =
+            File::open(&self.wal_path).map_err(|e| DbError::io("open", &self.wal_path, e))?;
+        let first = wal::HEADER_SIZE as u64;
+        let wal_end = match self.last_synced_wal_offset {
+            Some(o) => o,
+            None => {
+                let header = wal::read_header(&wal_file)?;
+                let same = header.is_some_and(|h| {
+                    h.salts
+                        == Salts {
+                            salt1: pos.wal_salt1,
+                            salt2: pos.wal_salt2,
+                        }
+                });
+                if same {
+                    (pos.wal_offset + pos.wal_size) as u64
+                } else {
+                    first
+                }
+            }
+        };
+        let scan = match wal::Reader::open(&wal_file)? {
+            Some(r) if wal_end > first => Some(r.scan(Some(wal_end - first), &mut self.scratch)?),
+            _ => None,
+        };
+        let db_len = wal::ReadAt::size(&open.db_file)
+            .map_err(|e| DbError::io("stat", &self.opts.path, e))?;
+        let (pages, commit, end, salts) = match &scan {
+            Some(s) if s.commit > 0 => (Some(&s.pages), s.commit, s.end, s.salts),
+            Some(s) => (None, (db_len / u64::from(page_size)) as u32, first, s.salts),
+            None => (
+                None,
+                (db_len / u64::from(page_size)) as u32,
+                first,
+                Salts::default(),
+            ),
+        };
+        let frame = wal::frame_size(page_size);
+        let wal_offset = end.saturating_sub(frame).max(first);
+        let origin = L0Origin {
+            min_txid: TxId::new(1),
+            txid: pos.max_txid,
+            timestamp: now_ms(),
+            wal_offset: if scan.is_some() { wal_offset } else { 0 },
+            wal_size: if scan.is_some() { end - wal_offset } else { 0 },
+            salts,
+        };
+        let src = L0Source {
+            db_file: &open.db_file,
+            db_path: &self.opts.path,
+            wal_file: &wal_file,
+            wal_path: &self.wal_path,
+            page_size,
+            commit,
+            pages,
+            snapshot: true,
+            prev_commit: 0,
+        };
+        let mut out = out;
+        build::write_l0(&src, &origin, &mut out)?;
+        let header = Header {
+            min_txid: TxId::new(1),
+            max_txid: pos.max_txid,
+            commit,
+            timestamp: origin.timestamp,
+            wal_offset: origin.wal_offset as i64,
+            wal_size: origin.wal_size as i64,
+            wal_salt1: if origin.wal_offset == 0 {
+                0
+            } else {
+                salts.salt1
+            },
+            wal_salt2: if origin.wal_offset == 0 {
+                0
+            } else {
+                salts.salt2
+            },
+            ..pos
+        };
+        Ok(Some(header))
+    }
+
+    /// Writes a full snapshot L0 file now, whatever the WAL says.
+    pub fn force_snapshot(&mut self, reason: SnapshotReason) -> Result<Option<Written>> {
+        if !self.ensure_open()? {
+            return Ok(None);
+        }
+        Ok(self.sync_step(None, Some(reason))?.written)
+    }
+
+    /// Final sync and release of SQLite (REPLICATION.md §10). The WAL stays.
+    pub fn close(mut self) -> Result<SyncReport> {
+        let report = if self.open.is_some() {
+            let mut report = SyncReport::default();
+            loop {
+                let step = self.sync_step(None, None)?;
+                match step.written {
+                    Some(w) => report.written.push(w),
+                    None => break,
+                }
+                if step.at_wal_end {
+                    break;
+                }
+            }
+            report
+        } else {
+            SyncReport::default()
+        };
+        if let Some(open) = self.open.take() {
+            open.sqlite.close()?;
+        }
+        Ok(report)
+    }
+}
+
+struct Step {
+    written: Option<Written>,
+    limited: bool,
+    at_wal_end: bool,
+}
+
+impl Step {
+    fn nothing(at_wal_end: bool) -> Step {
+        Step {
+            written: None,
+            limited: false,
+            at_wal_end,
+        }
+    }
+}
+
+struct PageCheck<'a> {
+    meta: &'a MetaDir,
+    pos: Option<Header>,
+    cache: Option<LastFrame>,
+}
+
+impl LastPageCheck for PageCheck<'_> {
+    fn holds(&mut self, pgno: u32, page: &[u8]) -> Result<bool> {
+        let Some(pos) = self.pos else {
+            return Ok(false);
+        };
+        if let Some(c) = self.cache
+            && c.txid == pos.max_txid
+            && c.pgno == pgno
+        {
+            let mut crc = ltx::Crc64::new();
+            crc.update(page);
+            return Ok(crc.value() == c.crc);
+        }
+        Ok(self
+            .meta
+            .find_page(pos.max_txid, pgno)?
+            .is_some_and(|p| p == page))
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Modes for staged files and directories: the database's and its
+/// directory's (REPLICA_LAYOUT.md §8), or 0600/0700.
+fn modes(db: &Path) -> (u32, u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::fs::metadata(db)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o600);
+    let dir = db
+        .parent()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o700);
+    (file & 0o666, dir & 0o777)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -1,0 +1,262 @@
+//! The per-database monitor thread: it owns the [`Db`] (SQLite connections
+//! are not shared), sleeps until inotify or its interval wakes it, syncs, and
+//! answers commands from the async side.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use backends::{ByteRange, FileId, ReplicaClient};
+use freshet_io::durable::{self, AtomicOptions};
+use ltx::TxId;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{oneshot, watch};
+
+use super::wake::Wake;
+use crate::db::{Db, DbError, SyncReport};
+
+/// Backoff ceiling after sync errors (REPLICATION.md §11).
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often a persisting error is logged again.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+/// Consecutive disk-full errors after which stale `*.tmp` files are removed.
+const DISK_FULL_CLEANUP_AFTER: u32 = 3;
+
+/// Requests to a monitor.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Something changed on disk.
+    Wake(Wake),
+    /// Sync now and report.
+    Sync(oneshot::Sender<Result<SyncReport, String>>),
+    /// Write a level-9 snapshot file into the metadata directory.
+    Snapshot(oneshot::Sender<Result<Option<(std::path::PathBuf, ltx::Header)>, String>>),
+    /// Final sync, release SQLite, stop.
+    Stop(oneshot::Sender<Result<SyncReport, String>>),
+}
+
+/// What a monitor thread needs.
+pub(crate) struct Monitor {
+    pub(crate) db: Db,
+    pub(crate) client: Arc<dyn ReplicaClient>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) local: watch::Sender<TxId>,
+    /// `monitor-interval`: the fallback poll and the minimum spacing of
+    /// syncs; `None` disables background syncs (explicit ones still run).
+    pub(crate) interval: Option<Duration>,
+    pub(crate) name: String,
+}
+
+impl Monitor {
+    /// The thread body. Returns when told to stop or when every sender is
+    /// gone (after a final sync in both cases).
+    pub(crate) fn run(mut self, rx: Receiver<Command>) {
+        let mut checked_replica = false;
+        let mut last_sync: Option<Instant> = None;
+        let mut pending = true; // sync once at start
+        let mut backoff = self.interval.unwrap_or(Duration::from_secs(1));
+        let mut failed_at: Option<Instant> = None;
+        let mut last_logged: Option<Instant> = None;
+        let mut disk_full = 0u32;
+        loop {
+            let wait = match (self.interval, failed_at) {
+                (_, Some(at)) => backoff.saturating_sub(at.elapsed()),
+                (None, None) => Duration::from_secs(3600),
+                (Some(iv), None) => {
+                    let since = last_sync.map(|t| t.elapsed()).unwrap_or(iv);
+                    if pending {
+                        iv.saturating_sub(since)
+                    } else {
+                        iv
+                    }
+                }
+            };
+            let cmd = if wait.is_zero() {
+                Err(RecvTimeoutError::Timeout)
+            } else {
+                rx.recv_timeout(wait)
+            };
+            match cmd {
+                Ok(Command::Wake(_)) => {
+                    pending = true;
+                    continue;
+                }
+                Ok(Command::Sync(reply)) => {
+                    let r = self.sync(&mut checked_replica);
+                    last_sync = Some(Instant::now());
+                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                    continue;
+                }
+                Ok(Command::Snapshot(reply)) => {
+                    let _ = reply.send(self.snapshot().map_err(|e| e.to_string()));
+                    continue;
+                }
+                Ok(Command::Stop(reply)) => {
+                    let _ = reply.send(self.close().map_err(|e| e.to_string()));
+                    return;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let name = self.name.clone();
+                    if let Err(e) = self.close() {
+                        tracing::error!(db = %name, error = %e, "final sync failed");
+                    }
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.interval.is_none() && failed_at.is_none() {
+                continue;
+            }
+            last_sync = Some(Instant::now());
+            pending = false;
+            match self.sync(&mut checked_replica) {
+                Ok(_) => {
+                    if failed_at.is_some() {
+                        tracing::info!(db = %self.name, "sync recovered");
+                    }
+                    failed_at = None;
+                    backoff = self.interval.unwrap_or(Duration::from_secs(1));
+                    disk_full = 0;
+                }
+                Err(e) => {
+                    failed_at = Some(Instant::now());
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if e.is_disk_full() {
+                        disk_full += 1;
+                        if disk_full >= DISK_FULL_CLEANUP_AFTER {
+                            let _ = durable::remove_temp_files(self.db.meta().root());
+                            disk_full = 0;
+                        }
+                    }
+                    if last_logged.is_none_or(|t| t.elapsed() >= ERROR_LOG_EVERY) {
+                        tracing::error!(db = %self.name, error = %e, retry_in = ?backoff, "sync failed");
+                        last_logged = Some(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    fn sync(&mut self, checked_replica: &mut bool) -> Result<SyncReport, DbError> {
+        if !self.db.ensure_open()? {
+            return Ok(SyncReport::default());
+        }
+        if !*checked_replica {
+            self.catch_up_with_replica()?;
+            *checked_replica = true;
+        }
+        let report = self.db.sync()?;
+        for w in &report.written {
+            match w.snapshot {
+                Some(reason) => {
+                    tracing::info!(db = %self.name, txid = %w.txid, pages = w.pages, %reason, "wrote snapshot")
+                }
+                None => {
+                    tracing::debug!(db = %self.name, txid = %w.txid, pages = w.pages, wal_bytes = w.wal_bytes, "wrote L0")
+                }
+            }
+        }
+        for (mode, r) in &report.checkpoints {
+            tracing::debug!(db = %self.name, mode = mode.as_str(), busy = r.busy, frames = r.log_frames, "checkpoint");
+        }
+        if !report.written.is_empty() {
+            self.local.send_replace(self.db.txid());
+        }
+        Ok(report)
+    }
+
+    /// REPLICATION.md §9.2: when the replica is ahead of the local position
+    /// (a restored backup, a lost metadata directory), continue the
+    /// replica's TXID sequence instead of reusing numbers: clear local L0
+    /// files and adopt the replica's newest L0 file as the position; the
+    /// next sync cannot prove continuity with it and writes a snapshot.
+    fn catch_up_with_replica(&mut self) -> Result<(), DbError> {
+        let client = self.client.clone();
+        let remote = self
+            .runtime
+            .block_on(async move { client.list(0, TxId::ZERO).await });
+        let remote = remote
+            .map_err(|e| DbError::Unsupported(format!("listing the replica's level 0: {e}")))?;
+        let Some(newest) = remote.iter().max_by_key(|f| f.id.max_txid).copied() else {
+            return Ok(());
+        };
+        if self.db.txid() >= newest.id.max_txid {
+            return Ok(());
+        }
+        tracing::warn!(
+            db = %self.name,
+            local = %self.db.txid(),
+            replica = %newest.id.max_txid,
+            "database is behind its replica; continuing the replica's TXIDs with a fresh snapshot"
+        );
+        let client = self.client.clone();
+        let id = FileId::new(0, newest.id.max_txid, newest.id.max_txid);
+        let bytes = self.runtime.block_on(async move {
+            let mut s = client.open(id, ByteRange::ALL).await?;
+            let mut v = Vec::new();
+            s.read_to_end(&mut v)
+                .await
+                .map_err(|e| backends::Error::Body {
+                    what: id.to_string(),
+                    source: e,
+                })?;
+            Ok::<_, backends::Error>(v)
+        });
+        let bytes = bytes.map_err(|e| {
+            DbError::Unsupported(format!("downloading the replica's newest L0 file: {e}"))
+        })?;
+        let mut head = [0u8; ltx::HEADER_SIZE];
+        let n = bytes.len().min(ltx::HEADER_SIZE);
+        head[..n].copy_from_slice(&bytes[..n]);
+        let header = ltx::Header::from_bytes(&head)?;
+        let meta = self.db.meta().clone();
+        meta.reset()?;
+        meta.prepare()?;
+        let path = meta.l0_path(header.max_txid);
+        durable::write_atomic(&path, AtomicOptions::default(), |f| {
+            std::io::Write::write_all(f, &bytes)
+        })
+        .map_err(|e| DbError::Io {
+            op: "write",
+            path: path.clone(),
+            source: e,
+        })?;
+        self.db.adopt_position(header);
+        self.local.send_replace(self.db.txid());
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<Option<(std::path::PathBuf, ltx::Header)>, DbError> {
+        if !self.db.ensure_open()? {
+            return Ok(None);
+        }
+        let path = self.db.meta().root().join("snapshot.ltx.tmp");
+        let mut failure = None;
+        let written = durable::write_atomic(&path, AtomicOptions::default(), |f| {
+            let w = std::io::BufWriter::with_capacity(1 << 20, f);
+            self.db.write_snapshot(w).map_err(|e| {
+                failure = Some(e);
+                std::io::Error::other("snapshot failed")
+            })
+        });
+        match (written, failure) {
+            (_, Some(e)) => Err(e),
+            (Ok(Some(h)), None) => Ok(Some((path, h))),
+            (Ok(None), None) => Ok(None),
+            (Err(e), None) => Err(DbError::Io {
+                op: "write",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    fn close(self) -> Result<SyncReport, DbError> {
+        let Monitor { db, local, .. } = self;
+        let report = db.close()?;
+        if let Some(w) = report.written.last() {
+            local.send_replace(w.txid);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,91 @@
+//! How the compaction schedules see a replicated database.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use backends::{FileId, FileInfo, ReplicaClient, SNAPSHOT_LEVEL};
+use ltx::TxId;
+use tokio::sync::{oneshot, watch};
+
+use super::monitor::Command;
+use crate::compact::{CompactionTarget, SnapshotError};
+use crate::db::MetaDir;
+
+/// A database under replication, for the schedules.
+#[derive(Debug)]
+pub(crate) struct Target {
+    path: PathBuf,
+    client: Arc<dyn ReplicaClient>,
+    meta: MetaDir,
+    /// Guards nothing but the sender itself (it is cloned out to send).
+    commands: Mutex<std::sync::mpsc::Sender<Command>>,
+    local: watch::Receiver<TxId>,
+}
+
+impl Target {
+    pub(crate) fn new(
+        path: PathBuf,
+        client: Arc<dyn ReplicaClient>,
+        meta: MetaDir,
+        commands: std::sync::mpsc::Sender<Command>,
+        local: watch::Receiver<TxId>,
+    ) -> Target {
+        Target {
+            path,
+            client,
+            meta,
+            commands: Mutex::new(commands),
+            local,
+        }
+    }
+}
+
+#[async_trait]
+impl CompactionTarget for Target {
+    fn db_path(&self) -> &Path {
+        &self.path
+    }
+
+    fn client(&self) -> Arc<dyn ReplicaClient> {
+        self.client.clone()
+    }
+
+    fn local_l0_dir(&self) -> Option<PathBuf> {
+        Some(self.meta.l0_dir())
+    }
+
+    fn is_ready(&self) -> bool {
+        *self.local.borrow() > TxId::ZERO
+    }
+
+    fn current_txid(&self) -> TxId {
+        *self.local.borrow()
+    }
+
+    async fn write_snapshot(&self) -> Result<FileInfo, SnapshotError> {
+        let (tx, rx) = oneshot::channel();
+        let sender = self
+            .commands
+            .lock()
+            .map_err(|_| "monitor command channel poisoned")?
+            .clone();
+        sender
+            .send(Command::Snapshot(tx))
+            .map_err(|_| "the database's monitor has stopped")?;
+        let Some((path, header)) = rx
+            .await
+            .map_err(|_| "the database's monitor has stopped")??
+        else {
+            return Err("the database has not been synced yet".into());
+        };
+        let body = tokio::fs::File::open(&path).await?;
+        let id = FileId::new(SNAPSHOT_LEVEL, TxId::new(1), header.max_txid);
+        let written = self
+            .client
+            .write(id, header.timestamp, Box::pin(body))
+            .await;
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(written?)
+    }
+}
