@@ -26,11 +26,11 @@ pub(crate) fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         (None, Some(ts)) => Target::Time(restore::parse_rfc3339(ts)?),
         (None, None) => Target::Latest,
     };
-    if args.follow {
-        bail!(
-            "follow mode (-f) is not available in this version of freshet; \
-             run restore without -f, or keep using `litestream restore -f` for read replicas"
-        );
+    if args.follow && !matches!(target, Target::Latest) {
+        bail!("cannot specify follow mode (-f) with -txid or -timestamp");
+    }
+    if args.follow && args.dry_run {
+        bail!("cannot specify follow mode (-f) with -dry-run");
     }
     let integrity: IntegrityCheck = args.integrity_check.parse().map_err(|_| {
         anyhow::anyhow!(
@@ -49,6 +49,9 @@ pub(crate) fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         }
         if is_url && let Target::Time(t) = target {
             restore::check_timestamp(client.as_ref(), t).await?;
+        }
+        if args.follow {
+            return follow(client, output, &args, integrity).await;
         }
         if args.dry_run {
             let plan = restore::dry_run(client.as_ref(), &args.target, &output, target).await?;
@@ -105,4 +108,39 @@ pub(crate) fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `restore -f`: restore if needed, then apply new files until SIGINT or
+/// SIGTERM (RESTORE.md §7).
+async fn follow(
+    client: std::sync::Arc<dyn backends::ReplicaClient>,
+    output: std::path::PathBuf,
+    args: &RestoreArgs,
+    integrity: IntegrityCheck,
+) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interval = engine::config::parse_duration(&args.follow_interval)
+        .map_err(|e| anyhow::anyhow!("invalid -follow-interval {:?}: {e}", args.follow_interval))?
+        .to_std()
+        .filter(|d| !d.is_zero())
+        .unwrap_or(std::time::Duration::from_secs(1));
+    let opts = restore::FollowOptions {
+        output,
+        interval,
+        parallelism: args.parallelism,
+        integrity,
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        stop.send_replace(true);
+    });
+    let txid = restore::follow(client, &opts, stop_rx).await?;
+    tracing::info!(%txid, "follow mode stopped");
+    Ok(ExitCode::SUCCESS)
 }

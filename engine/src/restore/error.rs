@@ -183,6 +183,10 @@ pub enum RestoreError {
         txid: TxId,
     },
 
+    /// Follow mode cannot continue from the state it finds.
+    #[error("{0}")]
+    Follow(String),
+
     /// A local file operation failed.
     #[error("{op} {}: {source}", path.display())]
     Io {

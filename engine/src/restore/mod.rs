@@ -16,13 +16,15 @@
 //!   [`prepare_output`], [`dry_run`] and [`check_timestamp`] are the other
 //!   pieces `freshet restore` needs.
 //!
-//! Not yet: follow mode (§7) and v0.3 "generations" replicas (§6), which
-//! [`check_v3_replica`] detects on file replicas so the user gets a clear
-//! error.
+//! - [`follow`] keeps a restored database up to date (`restore -f`, §7).
+//!
+//! Not yet: v0.3 "generations" replicas (§6), which [`check_v3_replica`]
+//! detects on file replicas so the user gets a clear error.
 
 mod apply;
 mod error;
 mod fetch;
+mod follow;
 mod integrity;
 mod output;
 mod plan;
@@ -47,6 +49,7 @@ use backends::ReplicaClient;
 use ltx::TxId;
 
 pub use error::{RestoreError, Result};
+pub use follow::{FollowOptions, follow, txid_path};
 pub use integrity::IntegrityCheck;
 pub use output::{
     DryRun, check_timestamp, check_v3_replica, dry_run, format_rfc3339, output_exists,
