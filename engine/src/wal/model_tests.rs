@@ -173,14 +173,14 @@ fn model(
                     len: n as usize,
                 },
             })
-        } else if r.stale {
-            Some(Stop::SaltMismatch {
-                offset: o,
-                found: STALE,
-            })
-        } else if let Some((at, mask)) = flipped.filter(|(at, _)| (8..16).contains(at)) {
-            let mut found = [SALTS.salt1.to_be_bytes(), SALTS.salt2.to_be_bytes()].concat();
-            found[at as usize - 8] ^= mask;
+        } else if r.stale || flipped.is_some_and(|(at, _)| (8..16).contains(&at)) {
+            // A stale frame carries the old salts; a flip inside the salts
+            // (of a stale frame too) changes what the reader finds.
+            let base = if r.stale { STALE } else { SALTS };
+            let mut found = [base.salt1.to_be_bytes(), base.salt2.to_be_bytes()].concat();
+            if let Some((at, mask)) = flipped.filter(|(at, _)| (8..16).contains(at)) {
+                found[at as usize - 8] ^= mask;
+            }
             Some(Stop::SaltMismatch {
                 offset: o,
                 found: Salts {

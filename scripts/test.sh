@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, as CI does: set-up, formatting, lints, the doc
+# tests, then every test of the workspace with nextest (including the interop
+# tests against the real Litestream). Exits non-zero on the first failure.
+# nextest runs last so that its summary is the closing line.
+#
+#   bash scripts/test.sh
+#
+# Environment:
+#   CARGO_BUILD_JOBS   parallel compile jobs (default 2)
+#   FRESHET_SKIP_BIG=1 skip the > 1 GiB database tests (ignored when CI is set)
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd_repo_root
+
+started=$SECONDS
+step() {
+    printf '\n==> %s  (%ds)\n' "$*" "$((SECONDS - started))" >&2
+}
+
+step "set-up"
+bash scripts/setup.sh
+LITESTREAM_BIN=$(litestream_bin) || die "no litestream binary found after set-up"
+export LITESTREAM_BIN
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --doc --workspace"
+cargo test --doc --workspace
+
+step "cargo nextest run --workspace"
+cargo nextest run --workspace --no-fail-fast
