@@ -40,6 +40,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz (compiles for a few minutes)"
+    cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+
 # --- Python and SQLite command-line tools ----------------------------------
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
 if ! python3 -m pip --version >/dev/null 2>&1; then
@@ -68,3 +73,25 @@ if ! litestream_ok; then
 fi
 
 log "litestream $LITESTREAM_VERSION at $LITESTREAM_FOUND"
+
+# --- moto: a second, differently built S3 server for the same test suite ---
+MOTO_VERSION=5.2.1
+if ! command -v moto_server >/dev/null 2>&1; then
+    log "installing moto[server]==$MOTO_VERSION"
+    python3 -m pip install -q "moto[server]==$MOTO_VERSION" \
+        || python3 -m pip install -q --break-system-packages "moto[server]==$MOTO_VERSION"
+    if command -v pyenv >/dev/null 2>&1; then
+        pyenv rehash || true
+    fi
+fi
+command -v moto_server >/dev/null 2>&1 || die "moto_server is not on PATH after pip install"
+
+# --- s3s-fs: the S3 server of the S3 backend tests (it checks SigV4) -------
+# Its newest release needs a newer rustc than ours: keep the pin.
+S3S_FS_VERSION=0.14.1
+if ! command -v s3s-fs >/dev/null 2>&1; then
+    log "installing s3s-fs $S3S_FS_VERSION (compiles for about 5 minutes)"
+    cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked
+fi
+command -v s3s-fs >/dev/null 2>&1 || die "s3s-fs is not on PATH after cargo install (add ~/.cargo/bin to PATH)"
+log "s3s-fs at $(command -v s3s-fs)"

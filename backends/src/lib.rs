@@ -11,6 +11,7 @@
 
 mod error;
 pub mod file;
+pub mod s3;
 
 use std::fmt;
 use std::pin::Pin;

@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use backends::ReplicaClient;
 use backends::file::FileReplica;
+use backends::s3::{Encryption, S3Replica, S3Settings, SecretString};
 
 use crate::compact::{CompactError, CompactionConfig};
-use crate::config::{BackendConfig, Config, ConfigError, DbConfig};
+use crate::config::{
+    BackendConfig, Config, ConfigError, DbConfig, S3Config, S3Encryption, S3Provider,
+};
 use crate::db::{CheckpointPolicy, DbOptions};
 use crate::replicate::{DbSpec, ReplicateOptions};
 
@@ -31,6 +34,9 @@ pub enum SetupError {
         /// The backend type.
         kind: &'static str,
     },
+    /// The replica client could not be built (e.g. no S3 credentials).
+    #[error(transparent)]
+    Replica(#[from] backends::Error),
     /// One configured database's replica cannot be used (the source says
     /// why); names the database, since a config may list many.
     #[error("cannot replicate {}", path.display())]
@@ -48,10 +54,45 @@ pub fn open_replica(backend: &BackendConfig) -> Result<Arc<dyn ReplicaClient>, S
     backend.require_supported()?;
     match backend {
         BackendConfig::File(f) => Ok(Arc::new(FileReplica::new(&f.path))),
+        BackendConfig::S3(c) => Ok(Arc::new(S3Replica::new(s3_settings(c))?)),
         other => Err(SetupError::BackendUnavailable {
             kind: other.kind().name(),
         }),
     }
+}
+
+/// The S3 client settings of a validated S3 replica configuration.
+pub fn s3_settings(c: &S3Config) -> S3Settings {
+    let mut s = S3Settings::new(&c.bucket, &c.path);
+    s.region = c.region.clone();
+    s.endpoint = c.endpoint.clone();
+    s.force_path_style = c.force_path_style;
+    s.skip_verify = c.skip_verify;
+    s.sign_payload = c.sign_payload;
+    s.require_content_md5 = c.require_content_md5;
+    s.storage_class = c.storage_class.clone();
+    s.part_size = c.part_size;
+    s.concurrency = c.concurrency;
+    s.access_key_id = c.access_key_id.clone();
+    s.secret_access_key = c
+        .secret_access_key
+        .as_ref()
+        .map(|k| SecretString::new(k.expose()));
+    s.encryption = match &c.encryption {
+        S3Encryption::None => Encryption::None,
+        S3Encryption::CustomerKey { key, .. } => Encryption::CustomerKey {
+            key: SecretString::new(key.expose()),
+        },
+        S3Encryption::Kms { key_id } => Encryption::Kms {
+            key_id: key_id.clone(),
+        },
+    };
+    // Tigris: strongly consistent reads (S3_PROTOCOL.md §1.7).
+    if c.provider == S3Provider::Tigris {
+        s.extra_headers
+            .push(("x-tigris-consistent".to_owned(), "true".to_owned()));
+    }
+    s
 }
 
 /// The local settings of one configured database.
