@@ -376,7 +376,8 @@ fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// rustls with the ring provider, installed explicitly (never the
 /// process-wide default, which panics if another provider is also linked),
-/// and the webpki root certificates.
+/// and the webpki root certificates plus the system's trust store (so a CA
+/// an administrator installed, or `SSL_CERT_FILE`, is honoured).
 fn tls_config(skip_verify: bool) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -388,9 +389,15 @@ fn tls_config(skip_verify: bool) -> Result<rustls::ClientConfig, String> {
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
             .with_no_client_auth()
     } else {
-        let roots = rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::debug!(error = %e, "reading the system's trust store");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        tracing::debug!(added, ignored, "system root certificates");
         builder.with_root_certificates(roots).with_no_client_auth()
     };
     Ok(config)
