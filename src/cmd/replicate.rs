@@ -109,15 +109,14 @@ async fn replicate(
             tracing::info!("signal received, shutting down");
         }
     }
-    let ok = shutdown(replicator).await;
+    let incomplete = shutdown(replicator).await;
     if let Some(status) = child_failed {
         bail!("exec command failed: {status}");
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    match incomplete {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 async fn once(
@@ -166,17 +165,19 @@ async fn once(
             }
         }
     }
-    let ok = shutdown(replicator).await && !failed;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    if let Some(e) = shutdown(replicator).await {
+        return Err(e);
+    }
+    if failed {
+        bail!("the one-time sync failed; see the log above");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Final sync and uploads; logs each database's outcome.
-async fn shutdown(replicator: Replicator) -> bool {
-    let mut ok = true;
+/// Final sync and uploads; logs each database's outcome. Returns an error
+/// naming the databases whose replica is not up to date, if any.
+async fn shutdown(replicator: Replicator) -> Option<anyhow::Error> {
+    let mut failed = Vec::new();
     for (path, result) in replicator.shutdown().await {
         match result {
             Ok(s) => {
@@ -184,11 +185,16 @@ async fn shutdown(replicator: Replicator) -> bool {
             }
             Err(e) => {
                 tracing::error!(db = %path.display(), error = %e, "shutdown incomplete");
-                ok = false;
+                failed.push(e.to_string());
             }
         }
     }
-    ok
+    (!failed.is_empty()).then(|| {
+        anyhow::anyhow!(
+            "shutdown incomplete, the replica is behind: {}",
+            failed.join("; ")
+        )
+    })
 }
 
 /// RESTORE.md §9: restore a missing database before replicating it; an

@@ -159,7 +159,10 @@ impl Monitor {
         for (mode, r) in &report.checkpoints {
             tracing::debug!(db = %self.name, mode = mode.as_str(), busy = r.busy, frames = r.log_frames, "checkpoint");
         }
-        if !report.written.is_empty() {
+        // Publish the position whenever it moved: after new files, and on
+        // the first open after a restart, when files staged by the previous
+        // run (and perhaps never uploaded) are the position.
+        if *self.local.borrow() != self.db.txid() {
             self.local.send_replace(self.db.txid());
         }
         Ok(report)

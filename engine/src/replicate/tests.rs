@@ -129,3 +129,52 @@ async fn replicates_a_workload_that_litestream_restores() {
         .unwrap();
     assert_eq!(ok, "ok");
 }
+
+/// A previous run staged L0 files it never uploaded (killed, or the replica
+/// was unreachable). A new run must upload them even if the database never
+/// changes again, and report the replica's true position on shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_files_from_a_previous_run_are_uploaded_without_new_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let replica_dir = dir.path().join("replica");
+    let app = Connection::open(&path).unwrap();
+    app.execute_batch("PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB);")
+        .unwrap();
+    let mut db = crate::db::Db::new(DbOptions::new(&path));
+    write(&app, 0, 10, 300);
+    db.sync().unwrap();
+    write(&app, 10, 10, 300);
+    db.sync().unwrap();
+    let staged = db.txid();
+    assert_eq!(staged.get(), 2);
+    db.close().unwrap();
+
+    let mut spec = DbSpec::new(
+        DbOptions::new(&path),
+        Arc::new(FileReplica::new(&replica_dir)),
+    );
+    spec.monitor_interval = Some(Duration::from_millis(50));
+    spec.sync_interval = Duration::from_millis(50);
+    let r = Replicator::start(ReplicateOptions {
+        dbs: vec![spec],
+        compaction: None,
+        shutdown_sync_timeout: Duration::from_secs(5),
+        shutdown_sync_interval: Duration::from_millis(50),
+    })
+    .unwrap();
+    assert!(
+        r.wait_replicated(Duration::from_secs(5)).await,
+        "not replicated"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = FileReplica::new(&replica_dir);
+    let l0 = backends::ReplicaClient::list(&client, 0, ltx::TxId::ZERO)
+        .await
+        .unwrap();
+    let txids: Vec<u64> = l0.iter().map(|f| f.id.max_txid.get()).collect();
+    assert_eq!(txids, vec![1, 2], "the staged files were uploaded");
+    let statuses = r.shutdown().await;
+    let status = statuses[0].1.as_ref().unwrap();
+    assert_eq!((status.local_txid, status.replica_txid), (staged, staged));
+}
