@@ -97,7 +97,16 @@ pub(crate) async fn write(
         }
     }
     if create_retried {
-        abort_strays(inner, key, &upload_id).await;
+        // Best effort, and bounded: the upload itself has already succeeded.
+        if tokio::time::timeout(STRAY_CLEANUP_TIMEOUT, abort_strays(inner, key, &upload_id))
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                key = key.as_str(),
+                "gave up looking for stray multipart uploads"
+            );
+        }
     }
     outcome
 }
@@ -194,6 +203,9 @@ async fn read_part(body: &mut ByteStream, size: u64) -> std::io::Result<Bytes> {
 
 /// Aborts uploads of `key` other than ours: left by a
 /// `CreateMultipartUpload` attempt whose answer was lost.
+/// How long a completed upload may spend looking for strays.
+const STRAY_CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn abort_strays(inner: &Inner, key: &ObjectKey, ours: &str) {
     match inner.list_uploads(key.as_str()).await {
         Ok(uploads) => {

@@ -77,13 +77,15 @@ impl RetryPolicy {
 }
 
 /// Whether a failed attempt may succeed when sent again: connection trouble
-/// and timeouts, HTTP 5xx, 429 and 408, and the throttling/transient error
-/// codes, whatever the status. Authentication, missing objects or buckets,
+/// and timeouts, HTTP 500, 502, 503, 504, 429 and 408, and the
+/// throttling/transient error codes, whatever the status. 501 Not
+/// Implemented and 505 are answers about the request itself: sending it
+/// again cannot help. Authentication, missing objects or buckets,
 /// TLS certificate problems and a failing upload source are final.
 pub(crate) fn is_retryable(kind: &ErrorKind) -> bool {
     match kind {
         ErrorKind::Status { status, code, .. } => {
-            matches!(status, 408 | 429 | 500..=599)
+            matches!(status, 408 | 429 | 500 | 502..=504)
                 || code
                     .as_deref()
                     .is_some_and(|c| RETRYABLE_CODES.contains(&c))
@@ -148,6 +150,12 @@ mod tests {
             (status(500, Some("InternalError")), true),
             (status(503, Some("SlowDown")), true),
             (status(503, None), true),
+            (status(502, None), true),
+            (status(504, None), true),
+            // s3s-fs answers ListMultipartUploads with 501: asking again
+            // only delays the upload that is waiting on it.
+            (status(501, Some("NotImplemented")), false),
+            (status(505, None), false),
             (status(429, None), true),
             (status(408, None), true),
             (status(400, Some("RequestTimeout")), true),

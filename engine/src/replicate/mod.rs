@@ -134,6 +134,10 @@ struct DbHandle {
     uploader: Option<JoinHandle<Uploader>>,
     sync_interval: Duration,
     target: Arc<target::Target>,
+    /// For a fresh uploader when the running one cannot stop in time.
+    client: Arc<dyn ReplicaClient>,
+    meta: crate::db::MetaDir,
+    max_batch: usize,
 }
 
 /// The running replication of a set of databases.
@@ -196,6 +200,7 @@ impl Replicator {
                 })?;
             let uploader =
                 Uploader::new(spec.client.clone(), meta.clone(), spec.max_sync_ltx_files);
+            let (handle_client, handle_meta) = (spec.client.clone(), meta.clone());
             let task = tokio::spawn(uploader::run(
                 uploader,
                 name.clone(),
@@ -222,6 +227,9 @@ impl Replicator {
                 uploader: Some(task),
                 sync_interval: spec.sync_interval,
                 target,
+                client: handle_client,
+                meta: handle_meta,
+                max_batch: spec.max_sync_ltx_files,
             });
         }
         if let Some(w) = watcher {
@@ -318,8 +326,13 @@ impl Replicator {
     /// error if its final sync or uploads failed.
     pub async fn shutdown(mut self) -> Vec<(PathBuf, Result<DbStatus, ReplicateError>)> {
         self.stop.send_replace(true);
-        if let Some(s) = self.scheduler.take() {
-            let _ = s.await;
+        if let Some(mut s) = self.scheduler.take() {
+            // A compaction upload stuck in retries must not hold shutdown
+            // past its timeout (the compacted files can be rebuilt).
+            if bounded(self.shutdown_sync_timeout, &mut s).await.is_none() {
+                tracing::warn!("compaction did not stop within the shutdown timeout; abandoned");
+                s.abort();
+            }
         }
         let mut results = Vec::new();
         for mut d in std::mem::take(&mut self.dbs) {
@@ -340,18 +353,38 @@ impl Replicator {
         if let Some(t) = d.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+        let deadline = Instant::now() + self.shutdown_sync_timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        // The running uploader stops after its current upload; if that is
+        // stuck in retries past the timeout, continue with a fresh one.
         let mut uploader = match d.uploader.take() {
-            Some(task) => task
-                .await
-                .map_err(|_| ReplicateError::MonitorGone(d.path.clone()))?,
+            Some(mut task) => match bounded(left(), &mut task).await {
+                Some(Ok(u)) => u,
+                Some(Err(_)) => return Err(ReplicateError::MonitorGone(d.path.clone())),
+                None => {
+                    task.abort();
+                    Uploader::new(d.client.clone(), d.meta.clone(), d.max_batch)
+                }
+            },
             None => return Err(ReplicateError::MonitorGone(d.path.clone())),
         };
         let local = *d.local.borrow();
-        let deadline = Instant::now() + self.shutdown_sync_timeout;
         let mut replica = uploader.replica_pos().unwrap_or(TxId::ZERO);
         if local > TxId::ZERO {
             loop {
-                match uploader.upload_through(local).await {
+                let attempt = match bounded(left(), uploader.upload_through(local)).await {
+                    Some(r) => r,
+                    None => {
+                        let last_error = "timed out".to_string();
+                        return Err(ReplicateError::UploadIncomplete {
+                            path: d.path.clone(),
+                            replica,
+                            local,
+                            last_error,
+                        });
+                    }
+                };
+                match attempt {
                     Ok(pos) => {
                         replica = pos;
                         if pos >= local {
@@ -398,3 +431,12 @@ fn spec_kind(targets: &TargetSet, path: &Path) -> &'static str {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+
+/// Awaits `fut` for at most `limit`; a zero limit means no limit (the
+/// setting's "0 = one attempt" still makes that one attempt).
+async fn bounded<F: std::future::Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    if limit.is_zero() {
+        return Some(fut.await);
+    }
+    tokio::time::timeout(limit, fut).await.ok()
+}
