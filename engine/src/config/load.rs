@@ -215,7 +215,7 @@ mod tests {
         Environment {
             vars,
             home: Some(PathBuf::from("/home/u")),
-            cwd: Some(PathBuf::from("/work/dir")),
+            cwd: Some(PathBuf::from("/srv/app")),
         }
     }
 
@@ -230,12 +230,12 @@ mod tests {
             ("/var/lib/app.db", "/var/lib/app.db"),
             ("sqlite3:///var/lib/app.db", "/var/lib/app.db"),
             ("sqlite:///var/lib/app.db", "/var/lib/app.db"),
-            ("sqlite://rel.db", "/work/dir/rel.db"),
+            ("sqlite://rel.db", "/srv/app/rel.db"),
             ("~", "/home/u"),
             ("~/data/app.db", "/home/u/data/app.db"),
-            ("~user/app.db", "/work/dir/~user/app.db"),
-            ("app.db", "/work/dir/app.db"),
-            ("./a/../b.db", "/work/dir/b.db"),
+            ("~user/app.db", "/srv/app/~user/app.db"),
+            ("app.db", "/srv/app/app.db"),
+            ("./a/../b.db", "/srv/app/b.db"),
             ("/x//y/./z.db", "/x/y/z.db"),
         ];
         for (input, want) in cases {
@@ -267,7 +267,7 @@ mod tests {
         let empty_var = |name: &str| (name == CONFIG_ENV_VAR).then(String::new);
         assert_eq!(
             resolve_config_path_in(Some(Path::new("cfg.yml")), &env_with(&with_var))?,
-            PathBuf::from("/work/dir/cfg.yml")
+            PathBuf::from("/srv/app/cfg.yml")
         );
         assert_eq!(
             resolve_config_path_in(None, &env_with(&with_var))?,

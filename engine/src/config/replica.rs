@@ -384,7 +384,7 @@ mod tests {
         Environment {
             vars: &|_| None,
             home: Some(PathBuf::from("/home/u")),
-            cwd: Some(PathBuf::from("/work/dir")),
+            cwd: Some(PathBuf::from("/srv/app")),
         }
     }
 

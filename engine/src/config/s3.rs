@@ -234,7 +234,7 @@ mod tests {
         let env = Environment {
             vars: &|_| None,
             home: Some(PathBuf::from("/home/u")),
-            cwd: Some(PathBuf::from("/work/dir")),
+            cwd: Some(PathBuf::from("/srv/app")),
         };
         match parse_replica_url_in(u, &env) {
             Ok(BackendConfig::S3(c)) => c,

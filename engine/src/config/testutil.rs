@@ -7,7 +7,7 @@ use super::{
 };
 
 /// Parses `text` as `litestream.yml` with the variables `vars`, home
-/// `/home/u` and current directory `/work/dir`.
+/// `/home/u` and current directory `/srv/app`.
 pub(crate) fn parse_with(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let lookup = |name: &str| {
         vars.iter()
@@ -17,7 +17,7 @@ pub(crate) fn parse_with(text: &str, vars: &[(&str, &str)]) -> Result<Config, Co
     let env = Environment {
         vars: &lookup,
         home: Some(PathBuf::from("/home/u")),
-        cwd: Some(PathBuf::from("/work/dir")),
+        cwd: Some(PathBuf::from("/srv/app")),
     };
     parse_str(text, Path::new("litestream.yml"), &env, true)
 }
