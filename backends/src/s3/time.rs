@@ -2,6 +2,7 @@
 //! (REPLICA_LAYOUT.md §3: RFC 3339 in UTC, trailing zeros of the fraction
 //! removed) and S3's `LastModified` (ISO 8601, `2009-10-12T17:50:30.000Z`).
 
+use crate::calendar::{civil_from_days, days_from_civil};
 use std::time::{Duration, SystemTime};
 
 const SECS_PER_DAY: i64 = 86_400;
@@ -91,31 +92,6 @@ pub(crate) fn parse(s: &str) -> Option<SystemTime> {
         SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
     };
     Some(t + Duration::from_nanos(u64::from(nanos)))
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// (year, month, day) to days since 1970-01-01.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
