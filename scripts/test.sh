@@ -37,7 +37,7 @@ cargo test --doc --workspace
 # Fuzz smoke: each target for FUZZ_SECONDS from its corpus. cargo-fuzz needs
 # nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-for target in ltx_decoder wal_reader; do
+for target in ltx_decoder wal_reader config_parser s3_xml; do
     step "cargo fuzz run $target (${FUZZ_SECONDS}s)"
     corpus=$(mktemp -d)
     cp -r "fuzz/corpus/$target/." "$corpus/"

@@ -14,6 +14,9 @@ mod client;
 pub mod config;
 mod credentials;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod multipart;
 mod ops;
 mod read;

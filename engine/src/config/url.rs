@@ -196,24 +196,12 @@ fn parse_query(raw: &str) -> Vec<(String, String)> {
 /// secret (`…key…`, `…secret…`, `…token…`, `…password…`), replaced by `***`,
 /// for messages.
 pub(crate) fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
     let (head, query) = url
         .split_once('?')
         .map_or((url, None), |(h, q)| (h, Some(q)));
-    let after = &head[scheme_end + 3..];
-    let authority_end = after.find(['/', '#']).unwrap_or(after.len());
-    let mut out = match after[..authority_end].rfind('@') {
-        Some(at) => match after[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &head[..scheme_end + 3],
-                &after[..colon],
-                &after[at..]
-            ),
-            None => head.to_owned(),
-        },
+    // Only a scheme before the query counts: `x?a=s3://b` has none.
+    let mut out = match head.find("://") {
+        Some(scheme_end) => redact_password(head, scheme_end),
         None => head.to_owned(),
     };
     if let Some(query) = query {
@@ -228,6 +216,25 @@ pub(crate) fn redact(url: &str) -> String {
         out.push_str(&pairs.join("&"));
     }
     out
+}
+
+/// `head` (a URL without its query) with the password of its authority
+/// replaced; `scheme_end` is where `://` starts.
+fn redact_password(head: &str, scheme_end: usize) -> String {
+    let after = &head[scheme_end + 3..];
+    let authority_end = after.find(['/', '#']).unwrap_or(after.len());
+    match after[..authority_end].rfind('@') {
+        Some(at) => match after[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &head[..scheme_end + 3],
+                &after[..colon],
+                &after[at..]
+            ),
+            None => head.to_owned(),
+        },
+        None => head.to_owned(),
+    }
 }
 
 fn looks_secret(name: &str) -> bool {
@@ -616,5 +623,18 @@ mod tests {
             redact("s3://b/p?region=r&sseCustomerKey=abc&sse-kms-key-id=k"),
             "s3://b/p?region=r&sseCustomerKey=***&sse-kms-key-id=***"
         );
+    }
+
+    /// Found by fuzzing: a `://` only inside the query used to index past
+    /// the end of the part before it.
+    #[test]
+    fn a_scheme_only_in_the_query_is_no_scheme() {
+        assert_eq!(
+            redact("s3:bucket/p?endpoint=h&x=s3://b/very/long/path&token=t"),
+            "s3:bucket/p?endpoint=h&x=s3://b/very/long/path&token=***"
+        );
+        assert_eq!(redact("bucket?secret=x://y"), "bucket?secret=***");
+        let line = "# x: E 9000&r/p?e=1# y ts3:x&region=uss3://b?e";
+        assert_eq!(redact(line), line);
     }
 }
