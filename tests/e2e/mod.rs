@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod s3;
+
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::hash::{DefaultHasher, Hasher};

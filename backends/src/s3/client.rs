@@ -179,14 +179,28 @@ impl Transport {
                 Ok(v) => return Ok((v, attempt)),
                 Err(kind) if attempt < self.retry.max_attempts && retry::is_retryable(&kind) => {
                     let delay = self.backoff(attempt);
-                    tracing::debug!(
-                        op = call.op,
-                        target = %call.target,
-                        attempt,
-                        ?delay,
-                        error = %kind,
-                        "S3 request failed; retrying"
-                    );
+                    // One failure is routine for S3; two in a row is worth
+                    // telling (an outage would otherwise be silent until the
+                    // attempts run out).
+                    if attempt >= 2 {
+                        tracing::warn!(
+                            op = call.op,
+                            target = %call.target,
+                            attempt,
+                            ?delay,
+                            error = %kind,
+                            "S3 request failed again; retrying"
+                        );
+                    } else {
+                        tracing::debug!(
+                            op = call.op,
+                            target = %call.target,
+                            attempt,
+                            ?delay,
+                            error = %kind,
+                            "S3 request failed; retrying"
+                        );
+                    }
                     tokio::time::sleep(delay).await;
                 }
                 Err(kind) => {
@@ -221,7 +235,7 @@ impl Transport {
         .await
         {
             Err(_) => return Err(ErrorKind::Timeout("waiting for the response")),
-            Ok(Err(e)) => return Err(transport_error(&e)),
+            Ok(Err(e)) => return Err(transport_error(&e, &call.host)),
             Ok(Ok(r)) => r,
         };
         if response.status().is_success() {
@@ -329,9 +343,10 @@ pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8])
     }
 }
 
-fn transport_error(e: &hyper_util::client::legacy::Error) -> ErrorKind {
+/// A failure below HTTP, naming the endpoint (`host[:port]`) it was for.
+fn transport_error(e: &hyper_util::client::legacy::Error, host: &str) -> ErrorKind {
     ErrorKind::Transport {
-        message: error_chain(e),
+        message: format!("{host}: {}", error_chain(e)),
         tls: is_certificate_error(e),
     }
 }

@@ -11,7 +11,7 @@ pub type Result<T, E = DbError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum DbError {
     /// A file operation failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}: {source}{}", path.display(), io_hint(source))]
     Io {
         /// What was being done.
         op: &'static str,
@@ -61,6 +61,19 @@ pub enum DbError {
     /// An invariant of this module broke; a bug.
     #[error("internal error: {0}")]
     Internal(&'static str),
+}
+
+/// What a user can do about an I/O error that is not a bug.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(28) | Some(122) => {
+            "; free space on that file system (local LTX files wait there until they \
+             are uploaded; replication resumes by itself)"
+        }
+        Some(30) => "; the file system is read-only: remount it read-write",
+        Some(13) => "; check the permissions of the file and its directory",
+        _ => "",
+    }
 }
 
 impl DbError {

@@ -142,6 +142,8 @@ impl MetaDir {
             }
         });
         match (out, inner_err) {
+            // The encoder's own write failed: name the file being written.
+            (_, Some(DbError::Ltx(ltx::Error::Io(e)))) => Err(DbError::io("write", &path, e)),
             (_, Some(e)) => Err(e),
             (Ok(Some(v)), None) => Ok(v),
             (Ok(None), None) => Err(DbError::Internal("L0 writer produced no result")),
