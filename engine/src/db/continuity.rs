@@ -31,6 +31,8 @@ pub enum SnapshotReason {
     UnsyncedCommitsCheckpointed,
     /// Our own TRUNCATE (or a racing) checkpoint (§5 step 12).
     CheckpointBoundary,
+    /// The database file was deleted and created again (a new inode).
+    DatabaseReplaced,
 }
 
 impl fmt::Display for SnapshotReason {
@@ -48,6 +50,9 @@ impl fmt::Display for SnapshotReason {
                 "wal restarted after unsynced commits (checkpoint by another process)"
             }
             SnapshotReason::CheckpointBoundary => "checkpoint boundary snapshot",
+            SnapshotReason::DatabaseReplaced => {
+                "the database file was replaced (deleted and created again)"
+            }
         })
     }
 }

@@ -10,6 +10,7 @@ mod build;
 mod checkpoint;
 mod continuity;
 mod error;
+mod identity;
 mod meta;
 mod sqlite;
 
@@ -116,6 +117,9 @@ pub struct Db {
     synced_to_wal_end: bool,
     synced_since_checkpoint: bool,
     last_frame: Option<LastFrame>,
+    /// A snapshot the next sync must write whatever the WAL says: the
+    /// database file was replaced.
+    pending_snapshot: Option<SnapshotReason>,
     scratch: Vec<u8>,
 }
 
@@ -145,6 +149,7 @@ impl Db {
             synced_to_wal_end: false,
             synced_since_checkpoint: false,
             last_frame: None,
+            pending_snapshot: None,
             scratch: Vec::new(),
         }
     }
@@ -225,8 +230,15 @@ impl Db {
     /// caught up, then a checkpoint if the policy asks for one (§4, §5).
     pub fn sync(&mut self) -> Result<SyncReport> {
         let mut report = SyncReport::default();
+        self.forget_replaced_file()?;
         if !self.ensure_open()? {
             return Ok(report);
+        }
+        if let Some(reason) = self.pending_snapshot {
+            report
+                .written
+                .extend(self.sync_step(None, Some(reason))?.written);
+            self.pending_snapshot = None;
         }
         let orig = self.logical_wal_size()?;
         let mut reached_end;
@@ -243,6 +255,24 @@ impl Db {
         let _ = reached_end;
         self.checkpoint_if_needed(orig, &mut report)?;
         Ok(report)
+    }
+
+    /// Closes the database if its file was deleted or replaced (a new
+    /// inode under the name); the next open snapshots the new file, since
+    /// nothing links its content to what was replicated.
+    fn forget_replaced_file(&mut self) -> Result<()> {
+        let Some(open) = &self.open else {
+            return Ok(());
+        };
+        if identity::check(&self.opts.path, &open.db_file)? == identity::Identity::Same {
+            return Ok(());
+        }
+        self.open = None;
+        self.last_frame = None;
+        self.last_synced_wal_offset = None;
+        self.synced_to_wal_end = false;
+        self.pending_snapshot = Some(SnapshotReason::DatabaseReplaced);
+        Ok(())
     }
 
     fn logical_wal_size(&self) -> Result<u64> {
