@@ -244,6 +244,11 @@ impl Daemon {
         Pid::from_raw(child.id() as i32)
     }
 
+    /// The process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.as_ref().expect("daemon already stopped").id()
+    }
+
     /// Everything written so far: stdout, then stderr.
     pub(crate) fn log(&self) -> String {
         format!("{}{}", self.stdout(), self.stderr())
