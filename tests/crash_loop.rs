@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use e2e::{
     Daemon, Rng, Source, assert_integrity, assert_l0_contiguous, assert_restored_equals,
     checkpointed_copy, digest_file, expected_digests, file_url, freshet_ok, litestream_ok,
-    ltx_list, replica_txid, s, wait_caught_up, write_config,
+    ltx_list, replica_txid, s, wait_caught_up_within, write_config,
 };
 use nix::sys::signal::Signal;
 
@@ -169,9 +169,11 @@ fn replication_survives_repeated_sigkill() {
         );
     }
 
-    // A clean run catches up with everything the workload committed.
+    // A clean run catches up with everything the workload committed (a
+    // snapshot of the database first if it was checkpointed while freshet
+    // was down: long runs make it big).
     let mut d = Daemon::freshet(&["replicate", "-config", s(&cfg)], &log);
-    wait_caught_up(&db, &replica, &mut d);
+    wait_caught_up_within(&db, &replica, &mut d, Duration::from_secs(600));
     let status = d.stop_with(Signal::SIGTERM);
     assert!(status.success(), "final replicate exited with {status}");
     let (first, _) = assert_l0_contiguous(&replica);

@@ -958,7 +958,17 @@ pub(crate) fn page_count(path: &Path) -> u64 {
 /// the source's WAL ends (same salts, same offset): every commit made so far
 /// has been converted and uploaded. Returns that file's TXID.
 pub(crate) fn wait_caught_up(db: &Path, replica: &Path, daemon: &mut Daemon) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_caught_up_within(db, replica, daemon, Duration::from_secs(30))
+}
+
+/// [`wait_caught_up`] with a time limit of `timeout`.
+pub(crate) fn wait_caught_up_within(
+    db: &Path,
+    replica: &Path,
+    daemon: &mut Daemon,
+    timeout: Duration,
+) -> u64 {
+    let deadline = Instant::now() + timeout;
     loop {
         daemon.assert_running();
         let want = wal_end(db);
@@ -980,7 +990,7 @@ pub(crate) fn wait_caught_up(db: &Path, replica: &Path, daemon: &mut Daemon) -> 
         );
         if Instant::now() > deadline {
             panic!(
-                "the replica did not catch up with {} within 30 s: {last}; log:\n{}",
+                "the replica did not catch up with {} within {timeout:?}: {last}; log:\n{}",
                 db.display(),
                 daemon.log()
             );
