@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, as CI does: set-up, formatting, lints, the doc
-# tests, then every test of the workspace with nextest (including the interop
-# tests against the real Litestream). Exits non-zero on the first failure.
+# tests, the I/O-path tests with FRESHET_IO=sync (positional I/O instead of
+# io_uring), then every test of the workspace with nextest (including the
+# interop tests against the real Litestream). Exits non-zero on the first
+# failure.
 # nextest runs last so that its summary is the closing line.
 #
 #   bash scripts/test.sh
@@ -50,6 +52,14 @@ for target in ltx_decoder wal_reader config_parser s3_xml; do
     grep -E '^#[0-9]+ +DONE' "$log_file" >&2 || tail -n 2 "$log_file" >&2
     rm -rf "$corpus" "$log_file"
 done
+
+# The I/O paths again on positional reads and writes, as on a kernel without
+# io_uring: the engine and the end-to-end tests, minus the > 1 GiB ones
+# (the lock-page tests) and the time-driven reliability runs (crash loop,
+# soak, outages), which the main pass covers on the default engine.
+step "cargo nextest run with FRESHET_IO=sync (engine + end-to-end)"
+FRESHET_IO=sync cargo nextest run --workspace --no-fail-fast -E \
+    '(package(freshet-engine) | package(freshet)) - test(/big_database/) - test(/crossing_the_lock_page/) - binary(crash_loop) - binary(soak) - binary(storage_faults)'
 
 step "cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast

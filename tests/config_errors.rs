@@ -17,7 +17,7 @@ mod e2e;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use e2e::{freshet, s};
+use e2e::{freshet, freshet_bin, s};
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
@@ -277,4 +277,32 @@ fn command_line_errors_exit_1_with_a_message() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An invalid `FRESHET_IO` is refused up front by both commands that do
+/// I/O, naming the valid values (docs/IO.md).
+#[test]
+fn an_invalid_io_mode_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("restored.db");
+    let db = dir.path().join("app.db");
+    let url = format!("file://{}", s(&dir.path().join("replica")));
+    for args in [
+        vec!["restore", "-o", s(&out), url.as_str()],
+        vec!["replicate", "-once", s(&db), url.as_str()],
+    ] {
+        let o = std::process::Command::new(freshet_bin())
+            .args(&args)
+            .env("FRESHET_IO", "turbo")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr
+                .contains("FRESHET_IO=\"turbo\" is not a valid I/O mode: use auto, sync or uring"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!out.exists() && !db.exists());
 }

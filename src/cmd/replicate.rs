@@ -32,6 +32,9 @@ pub(crate) fn run(args: ReplicateArgs) -> anyhow::Result<ExitCode> {
         None => super::load_config(&args.source)?,
     };
     logging::init(&config.logging, args.log_level.as_deref(), false);
+    // FRESHET_IO: refuse a bad value, or a required io_uring that is
+    // missing, before any work (docs/IO.md).
+    freshet_io::engine()?;
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

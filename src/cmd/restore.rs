@@ -13,6 +13,7 @@ use crate::logging;
 pub(crate) fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     // With -json, stdout carries only the JSON document.
     logging::init(&Default::default(), None, args.json);
+    freshet_io::engine()?;
     let (backend, db_path) = super::resolve_replica(&args.target, &args.source)?;
     let is_url = db_path.is_none();
     let output = match (&args.output, &db_path) {

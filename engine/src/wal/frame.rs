@@ -8,7 +8,7 @@ use super::header::{
     FIRST_FRAME, FRAME_HEADER_SIZE, FrameHeader, Salts, frame_size, is_frame_offset,
     is_valid_page_size,
 };
-use super::read_at::ReadAt;
+use freshet_io::ReadAt;
 
 /// One frame read by [`read_frame`]: its header and a view of its page in
 /// the caller's buffer.

@@ -2,7 +2,7 @@
 
 use super::checksum::{ByteOrder, Checksum};
 use super::error::{Error, Result};
-use super::read_at::ReadAt;
+use freshet_io::ReadAt;
 
 /// Size of the WAL header; the first frame starts here.
 pub const HEADER_SIZE: usize = 32;

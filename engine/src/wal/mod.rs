@@ -2,8 +2,9 @@
 //! step turns into an LTX file, and answers the continuity check's questions
 //! about the WAL (§4.2).
 //!
-//! - [`ReadAt`] is the only I/O it does: positional reads into buffers the
-//!   caller owns, from a [`std::fs::File`], a byte slice, or another engine.
+//! - [`ReadAt`] is the only I/O it does: positional reads from a
+//!   [`std::fs::File`] (a scan keeps several 1 MiB reads in flight through
+//!   io_uring when the kernel allows it), a byte slice, or another source.
 //! - [`Header`] / [`read_header`] validate the 32-byte header; [`Checksum`]
 //!   is SQLite's cumulative checksum in either [`ByteOrder`].
 //! - [`Reader`] positions at the first frame ([`Reader::open`]) or after
@@ -43,9 +44,11 @@ mod error;
 mod frame;
 mod header;
 mod page_map;
-mod read_at;
 mod scan;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod io_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod model_tests;
@@ -59,10 +62,11 @@ mod testutil;
 pub use checksum::{ByteOrder, Checksum};
 pub use error::{Error, Result};
 pub use frame::{Frame, SaltGenerations, read_frame, salt_generations};
+/// Re-exported from `freshet_io`, where the io_uring reader lives.
+pub use freshet_io::ReadAt;
 pub use header::{
     FRAME_HEADER_SIZE, FrameHeader, HEADER_SIZE, Header, MAGIC_BIG, MAGIC_LITTLE, Salts, VERSION,
     frame_size, is_valid_page_size, read_header,
 };
 pub use page_map::PageMap;
-pub use read_at::ReadAt;
 pub use scan::{Reader, Scan, Stop};

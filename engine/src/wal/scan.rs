@@ -2,12 +2,14 @@
 //! rules 2–7, used by §4.3).
 
 use std::fmt;
+use std::io;
+use std::ops::ControlFlow;
 
 use super::checksum::{ByteOrder, Checksum};
 use super::error::{Error, Result};
 use super::header::{FIRST_FRAME, FRAME_HEADER_SIZE, FrameHeader, Header, Salts, read_header};
 use super::page_map::{PageMap, PageMapBuilder};
-use super::read_at::ReadAt;
+use freshet_io::ReadAt;
 
 /// Bytes asked for per read while scanning: whole frames, about 1 MiB, so a
 /// 64 MiB sync step costs 64 reads rather than 16k.
@@ -126,9 +128,6 @@ impl<'a, R: ReadAt + ?Sized> Reader<'a, R> {
         let frame_size = self.header.frame_size();
         let fsz = frame_size as usize;
         let want = (READ_CHUNK / fsz).max(1) * fsz;
-        if buf.len() < want {
-            buf.resize(want, 0);
-        }
         let order = self.header.byte_order;
         let mut pages = PageMapBuilder::default();
         let mut cksum = self.seed;
@@ -137,36 +136,42 @@ impl<'a, R: ReadAt + ?Sized> Reader<'a, R> {
         let mut counts = Counts::default();
         let mut end = self.start;
         let mut commit = 0;
+        let mut stop = None;
+        let mut fail = None;
 
-        let stop = 'read: loop {
-            let n = self
-                .src
-                .read_full_at(&mut buf[..want], off)
-                .map_err(Error::io(off))?;
-            for frame in buf[..n - n % fsz].chunks_exact(fsz) {
+        // Chunks of whole frames, in order from `start`: a chunk shorter
+        // than `want` is the end of the file (§3 rule 2).
+        let mut visit = |chunk: &[u8]| {
+            let n = chunk.len();
+            for frame in chunk[..n - n % fsz].chunks_exact(fsz) {
                 // Always splits: a frame is longer than its header.
                 let Some((head, page)) = frame.split_first_chunk::<FRAME_HEADER_SIZE>() else {
-                    break 'read Stop::TornFrame {
+                    stop = Some(Stop::TornFrame {
                         offset: off,
                         len: 0,
-                    };
+                    });
+                    return ControlFlow::Break(());
                 };
                 let fh = FrameHeader::parse(head);
                 if fh.salts != self.salts {
-                    break 'read Stop::SaltMismatch {
+                    stop = Some(Stop::SaltMismatch {
                         offset: off,
                         found: fh.salts,
-                    };
+                    });
+                    return ControlFlow::Break(());
                 }
                 let next = frame_checksum(cksum, order, head, page);
                 if next != fh.checksum {
-                    break 'read Stop::ChecksumMismatch { offset: off };
+                    stop = Some(Stop::ChecksumMismatch { offset: off });
+                    return ControlFlow::Break(());
                 }
                 if fh.pgno == 0 {
-                    break 'read Stop::ZeroPage { offset: off };
+                    stop = Some(Stop::ZeroPage { offset: off });
+                    return ControlFlow::Break(());
                 }
                 let Ok(idx) = u32::try_from(index) else {
-                    return Err(Error::TooManyFrames { offset: off });
+                    fail = Some(Error::TooManyFrames { offset: off });
+                    return ControlFlow::Break(());
                 };
                 cksum = next;
                 pages.push(fh.pgno, idx);
@@ -179,16 +184,30 @@ impl<'a, R: ReadAt + ?Sized> Reader<'a, R> {
                     commit = fh.commit;
                     end = off;
                     if limit.is_some_and(|l| end - self.start >= l) {
-                        break 'read Stop::ByteLimit { offset: end };
+                        stop = Some(Stop::ByteLimit { offset: end });
+                        return ControlFlow::Break(());
                     }
                 }
             }
             if n < want {
-                break 'read match n % fsz {
+                stop = Some(match n % fsz {
                     0 => Stop::EndOfFile { offset: off },
                     len => Stop::TornFrame { offset: off, len },
-                };
+                });
+                return ControlFlow::Break(());
             }
+            ControlFlow::Continue(())
+        };
+        let read = self.src.read_chunks(self.start, want, buf, &mut visit);
+        if let Some(e) = fail {
+            return Err(e);
+        }
+        read.map_err(Error::io(off))?;
+        let Some(stop) = stop else {
+            // `read_chunks` ends only at a short chunk or when told to.
+            return Err(Error::io(off)(io::Error::other(
+                "the WAL reader stopped before the end of the file",
+            )));
         };
 
         Ok(Scan {
