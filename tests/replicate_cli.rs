@@ -235,11 +235,18 @@ fn once_force_snapshot_writes_l0_and_l9_and_exits_0() {
     freshet_ok(&["replicate", "-once", "-config", s(&cfg)]);
     assert_eq!(ranges(&replica, 9), vec![(1, last)]);
     // Level 0 was deleted above: the uploader re-sends the staged files
-    // before the new one (it positions itself by listing the replica).
+    // before the new one (it positions itself by listing the replica). TXID
+    // 1, the first full snapshot, went straight to the replica without a
+    // local copy, so it cannot come back; the level-9 file covers it.
     assert_eq!(
         ranges(&replica, 0),
-        (1..=last + 1).map(|t| (t, t)).collect::<Vec<_>>()
+        (2..=last + 1).map(|t| (t, t)).collect::<Vec<_>>()
     );
+    let expected = tmp.path().join("after-loss-expected.db");
+    checkpointed_copy(&db, &expected);
+    let out = tmp.path().join("after-loss.db");
+    freshet_ok(&["restore", "-o", s(&out), &file_url(&replica)]);
+    assert_restored_equals(&expected, &out);
 
     let out = freshet(&["replicate", "-once", "-exec", "true", "-config", s(&cfg)]);
     assert_eq!(out.status.code(), Some(1));

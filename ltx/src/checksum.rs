@@ -22,6 +22,12 @@ impl Crc64 {
         self.0.update(data);
     }
 
+    /// Continues this CRC with the content `other` was fed, as if it had
+    /// been fed here after what this one has seen.
+    pub fn combine(&mut self, other: &Crc64) {
+        self.0.combine(&other.0);
+    }
+
     /// The CRC of everything fed so far (the digest stays usable).
     pub fn value(&self) -> u64 {
         self.0.finalize()

@@ -67,7 +67,11 @@ impl<W: Write> Encoder<W> {
 
     /// The page number the next snapshot page must have (LTX.md §5.4 rule 4).
     fn next_snapshot_pgno(&self) -> u32 {
-        let next = self.last_pgno + 1;
+        self.snapshot_pgno_after(self.last_pgno)
+    }
+
+    fn snapshot_pgno_after(&self, last: u32) -> u32 {
+        let next = last + 1;
         if next == self.lock_pgno {
             next + 1
         } else {
@@ -75,17 +79,11 @@ impl<W: Write> Encoder<W> {
         }
     }
 
-    /// Compresses and writes page `pgno`. Pages must come in ascending order,
-    /// never the lock page, never past `commit`; a snapshot must hold every
-    /// page from 1 (LTX.md §5.4).
-    pub fn encode_page(&mut self, pgno: u32, data: &[u8]) -> Result<()> {
+    /// Checks that page `pgno` may follow page `last` (LTX.md §5.4):
+    /// ascending, never the lock page, never past `commit`, consecutive in a
+    /// snapshot.
+    fn check_next(&self, last: u32, pgno: u32) -> Result<()> {
         let page_size = self.header.page_size;
-        if data.len() != page_size as usize {
-            return Err(Error::Encode(format!(
-                "page {pgno} has {} bytes, expected the page size {page_size}",
-                data.len()
-            )));
-        }
         if pgno == 0 {
             return Err(Error::Encode("page number 0 is not a page".into()));
         }
@@ -101,18 +99,43 @@ impl<W: Write> Encoder<W> {
             )));
         }
         if self.header.is_snapshot() {
-            let want = self.next_snapshot_pgno();
+            let want = self.snapshot_pgno_after(last);
             if pgno != want {
                 return Err(Error::Encode(format!(
                     "snapshot pages must be consecutive: got page {pgno}, expected {want}"
                 )));
             }
-        } else if pgno <= self.last_pgno {
+        } else if pgno <= last {
             return Err(Error::Encode(format!(
-                "pages must be strictly ascending: page {pgno} after page {}",
-                self.last_pgno
+                "pages must be strictly ascending: page {pgno} after page {last}"
             )));
         }
+        Ok(())
+    }
+
+    /// Records page `pgno` with a frame of `size` bytes in the index.
+    fn note_page(&mut self, pgno: u32, size: u32) {
+        self.written += u64::from(size);
+        self.sizes.push(size);
+        match self.runs.last_mut() {
+            Some((first, count)) if *first + *count == pgno => *count += 1,
+            _ => self.runs.push((pgno, 1)),
+        }
+        self.last_pgno = pgno;
+    }
+
+    /// Compresses and writes page `pgno`. Pages must come in ascending order,
+    /// never the lock page, never past `commit`; a snapshot must hold every
+    /// page from 1 (LTX.md §5.4).
+    pub fn encode_page(&mut self, pgno: u32, data: &[u8]) -> Result<()> {
+        let page_size = self.header.page_size;
+        if data.len() != page_size as usize {
+            return Err(Error::Encode(format!(
+                "page {pgno} has {} bytes, expected the page size {page_size}",
+                data.len()
+            )));
+        }
+        self.check_next(self.last_pgno, pgno)?;
 
         let n = compress_into(data, &mut self.compressed)
             .map_err(|e| Error::Encode(format!("LZ4 compression of page {pgno} failed: {e}")))?;
@@ -126,14 +149,32 @@ impl<W: Write> Encoder<W> {
         self.crc.update(&head);
         self.crc.update(data);
 
-        let size = (head.len() + n) as u32;
-        self.written += u64::from(size);
-        self.sizes.push(size);
-        match self.runs.last_mut() {
-            Some((first, count)) if *first + *count == pgno => *count += 1,
-            _ => self.runs.push((pgno, 1)),
+        self.note_page(pgno, (head.len() + n) as u32);
+        Ok(())
+    }
+
+    /// Writes frames compressed elsewhere (typically on another thread), as
+    /// if each page of `batch` had gone through [`encode_page`](Self::encode_page):
+    /// the output is byte-for-byte the same. The same ordering rules apply
+    /// across batches; nothing is written if any page is out of order.
+    pub fn encode_batch(&mut self, batch: &FrameBatch) -> Result<()> {
+        if batch.page_size != self.header.page_size {
+            return Err(Error::Encode(format!(
+                "a batch of {}-byte pages cannot go into a file of {}-byte pages",
+                batch.page_size, self.header.page_size
+            )));
         }
-        self.last_pgno = pgno;
+        // Check the whole batch before writing any of it.
+        let mut last = self.last_pgno;
+        for &(pgno, _) in &batch.pages {
+            self.check_next(last, pgno)?;
+            last = pgno;
+        }
+        for &(pgno, size) in &batch.pages {
+            self.note_page(pgno, size);
+        }
+        self.out.write_all(&batch.bytes)?;
+        self.crc.combine(&batch.crc);
         Ok(())
     }
 
@@ -200,6 +241,80 @@ impl<W: Write> Encoder<W> {
         self.crc.update(tail);
         self.written += tail.len() as u64;
         tail.clear();
+        Ok(())
+    }
+}
+
+/// Page frames compressed away from an [`Encoder`], to be written by
+/// [`Encoder::encode_batch`] in order. It keeps the encoded frames, each
+/// page's number and frame size, and the CRC-64 of the batch's logical
+/// content (LTX.md §8.1: frame headers and uncompressed pages), which the
+/// encoder folds into the file checksum without seeing the pages again.
+#[derive(Clone, Debug)]
+pub struct FrameBatch {
+    page_size: u32,
+    bytes: Vec<u8>,
+    pages: Vec<(u32, u32)>,
+    crc: Crc64,
+}
+
+impl FrameBatch {
+    /// An empty batch of `page_size`-byte pages.
+    pub fn new(page_size: u32) -> FrameBatch {
+        FrameBatch {
+            page_size,
+            bytes: Vec::new(),
+            pages: Vec::new(),
+            crc: Crc64::new(),
+        }
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.pages.clear();
+        self.crc = Crc64::new();
+    }
+
+    /// Pages in the batch.
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Whether the batch holds no page.
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Encoded bytes in the batch.
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Compresses page `pgno` onto the end of the batch. Order and the lock
+    /// page are checked when the batch is written.
+    pub fn push(&mut self, pgno: u32, data: &[u8]) -> Result<()> {
+        if data.len() != self.page_size as usize {
+            return Err(Error::Encode(format!(
+                "page {pgno} has {} bytes, expected the page size {}",
+                data.len(),
+                self.page_size
+            )));
+        }
+        let start = self.bytes.len();
+        let head_len = PAGE_HEADER_SIZE + PAGE_SIZE_FIELD_SIZE;
+        self.bytes
+            .resize(start + head_len + get_maximum_output_size(data.len()), 0);
+        let n = compress_into(data, &mut self.bytes[start + head_len..])
+            .map_err(|e| Error::Encode(format!("LZ4 compression of page {pgno} failed: {e}")))?;
+        self.bytes.truncate(start + head_len + n);
+        let head = &mut self.bytes[start..start + head_len];
+        head[0..4].copy_from_slice(&pgno.to_be_bytes());
+        head[4..6].copy_from_slice(&PAGE_FLAG_SIZE_FOLLOWS.to_be_bytes());
+        head[6..10].copy_from_slice(&(n as u32).to_be_bytes());
+        self.crc.update(head);
+        self.crc.update(data);
+        self.pages.push((pgno, (head_len + n) as u32));
         Ok(())
     }
 }

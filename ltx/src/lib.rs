@@ -10,6 +10,8 @@
 //!
 //! - [`Encoder`] streams pages (by reference, no per-page allocation) into the
 //!   current frame encoding: a 4-byte size and an LZ4 block (LTX.md §5.2).
+//!   [`FrameBatch`] compresses runs of pages elsewhere (on worker threads)
+//!   for [`Encoder::encode_batch`], with byte-for-byte the same output.
 //! - [`Decoder`] reads both that and the legacy LZ4-frame pages written by
 //!   Litestream ≤ 0.5.15 (§5.3), verifies the file checksum (§8.1) and checks
 //!   the page index against the frames it saw (§7). It is stricter than the
@@ -61,7 +63,7 @@ mod types;
 pub use checksum::{Crc64, DatabaseChecksum, page_checksum};
 pub use compactor::Compactor;
 pub use decoder::{Decoder, PageEncoding};
-pub use encoder::Encoder;
+pub use encoder::{Encoder, FrameBatch};
 pub use error::{Error, Result};
 pub use header::{Header, HeaderFlags, Trailer};
 pub use index::{PageIndexEntry, TailIndex, read_page_index};

@@ -65,7 +65,64 @@ pub(super) struct L0Stats {
 /// Encodes the file into `out`. Pages go from the read buffer straight into
 /// the compressor; the lock page is never read or written (LTX.md §6).
 pub(super) fn write_l0<W: Write>(src: &L0Source<'_>, origin: &L0Origin, out: W) -> Result<L0Stats> {
-    let header = Header {
+    let header = l0_header(src, origin);
+    let mut enc = Encoder::new(out, &header)?;
+    let mut stats = L0Stats::default();
+    if src.snapshot {
+        // Every page: compressed in parallel (see `snapshot`).
+        let (pages, from_db) =
+            super::snapshot::encode_all_pages(src, &mut enc, super::snapshot::default_workers())?;
+        stats.pages = pages;
+        stats.from_db = from_db;
+        stats.bytes = enc.bytes_written();
+        enc.finish(Checksum::ZERO)?;
+        return Ok(stats);
+    }
+    let mut page = vec![0u8; src.page_size as usize];
+    let lock = lock_pgno(src.page_size);
+    let mut put = |pgno: u32, stats: &mut L0Stats, enc: &mut Encoder<W>| -> Result<()> {
+        if pgno == lock {
+            return Ok(());
+        }
+        match src.pages.and_then(|m| m.get(pgno)) {
+            Some(frame_offset) => read_wal_page(src, frame_offset, &mut page)?,
+            None => {
+                read_db_page(src, pgno, &mut page)?;
+                stats.from_db += 1;
+            }
+        }
+        enc.encode_page(pgno, &page)?;
+        stats.pages += 1;
+        Ok(())
+    };
+    // Changed pages and growth pages, merged in ascending order.
+    let mut changed = src
+        .pages
+        .into_iter()
+        .flat_map(|m| m.iter().map(|(p, _)| p))
+        .peekable();
+    let mut growth = (src.prev_commit.saturating_add(1)..=src.commit).peekable();
+    loop {
+        let next = match (changed.peek(), growth.peek()) {
+            (Some(&c), Some(&g)) => c.min(g),
+            (Some(&c), None) => c,
+            (None, Some(&g)) => g,
+            (None, None) => break,
+        };
+        while changed.next_if(|&c| c == next).is_some() {}
+        while growth.next_if(|&g| g == next).is_some() {}
+        if next <= src.commit {
+            put(next, &mut stats, &mut enc)?;
+        }
+    }
+    stats.bytes = enc.bytes_written();
+    enc.finish(Checksum::ZERO)?;
+    Ok(stats)
+}
+
+/// The header of the file `src` and `origin` describe (REPLICATION.md §4.4).
+pub(super) fn l0_header(src: &L0Source<'_>, origin: &L0Origin) -> Header {
+    Header {
         flags: HeaderFlags::NO_CHECKSUM,
         page_size: src.page_size,
         commit: src.commit,
@@ -86,59 +143,10 @@ pub(super) fn write_l0<W: Write>(src: &L0Source<'_>, origin: &L0Origin, out: W) 
             origin.salts.salt2
         },
         node_id: 0,
-    };
-    let mut enc = Encoder::new(out, &header)?;
-    let mut page = vec![0u8; src.page_size as usize];
-    let mut stats = L0Stats::default();
-    let lock = lock_pgno(src.page_size);
-    let mut put = |pgno: u32, stats: &mut L0Stats, enc: &mut Encoder<W>| -> Result<()> {
-        if pgno == lock {
-            return Ok(());
-        }
-        match src.pages.and_then(|m| m.get(pgno)) {
-            Some(frame_offset) => read_wal_page(src, frame_offset, &mut page)?,
-            None => {
-                read_db_page(src, pgno, &mut page)?;
-                stats.from_db += 1;
-            }
-        }
-        enc.encode_page(pgno, &page)?;
-        stats.pages += 1;
-        Ok(())
-    };
-    if src.snapshot {
-        for pgno in 1..=src.commit {
-            put(pgno, &mut stats, &mut enc)?;
-        }
-    } else {
-        // Changed pages and growth pages, merged in ascending order.
-        let mut changed = src
-            .pages
-            .into_iter()
-            .flat_map(|m| m.iter().map(|(p, _)| p))
-            .peekable();
-        let mut growth = (src.prev_commit.saturating_add(1)..=src.commit).peekable();
-        loop {
-            let next = match (changed.peek(), growth.peek()) {
-                (Some(&c), Some(&g)) => c.min(g),
-                (Some(&c), None) => c,
-                (None, Some(&g)) => g,
-                (None, None) => break,
-            };
-            while changed.next_if(|&c| c == next).is_some() {}
-            while growth.next_if(|&g| g == next).is_some() {}
-            if next <= src.commit {
-                put(next, &mut stats, &mut enc)?;
-            }
-        }
     }
-    let written_pages = enc.bytes_written();
-    let (_, _) = enc.finish(Checksum::ZERO)?;
-    stats.bytes = written_pages;
-    Ok(stats)
 }
 
-fn read_wal_page(src: &L0Source<'_>, frame_offset: u64, page: &mut [u8]) -> Result<()> {
+pub(super) fn read_wal_page(src: &L0Source<'_>, frame_offset: u64, page: &mut [u8]) -> Result<()> {
     let at = frame_offset + wal::FRAME_HEADER_SIZE as u64;
     let n = src
         .wal_file

@@ -139,15 +139,20 @@ impl Db {
         if mode == CheckpointMode::Passive || !unseen && mode != CheckpointMode::Truncate {
             self.drain(report)?;
         } else {
-            // After TRUNCATE the WAL cannot prove what was copied: take the
-            // write lock and write a full snapshot (§5 step 12).
-            self.sqlite()?.seal()?;
-            let step = self.sync_step(None, Some(SnapshotReason::CheckpointBoundary));
-            let unsealed = self.sqlite()?.unseal();
-            if let Some(w) = step?.written {
+            // After TRUNCATE the WAL cannot prove what was copied: write a
+            // full snapshot (§5 step 12). Litestream holds the write lock for
+            // it; we do not, since that would stall every writer for as long
+            // as reading the whole database takes. Our read transaction,
+            // re-acquired right after the checkpoint, is enough: while it is
+            // held no checkpoint can copy frames into the database file or
+            // restart the WAL, so the file plus the committed frames the step
+            // scans is one consistent state, and the file records how far
+            // into the WAL it reaches; later commits follow incrementally.
+            self.sqlite()?.begin_read()?;
+            let step = self.sync_step(None, Some(SnapshotReason::CheckpointBoundary))?;
+            if let Some(w) = step.written {
                 report.written.push(w);
             }
-            unsealed?;
         }
         self.synced_since_checkpoint = false;
         Ok(result)

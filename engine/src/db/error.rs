@@ -58,6 +58,17 @@ pub enum DbError {
     #[error("{0}")]
     Unsupported(String),
 
+    /// Streaming a file into the replica failed; the replica shows nothing
+    /// of it (a backend write is whole or nothing) and the next attempt
+    /// starts over.
+    #[error("streaming {what} to the replica: {message}")]
+    Replica {
+        /// Which file.
+        what: String,
+        /// The backend's or the encoder's error.
+        message: String,
+    },
+
     /// An invariant of this module broke; a bug.
     #[error("internal error: {0}")]
     Internal(&'static str),

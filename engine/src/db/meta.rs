@@ -11,6 +11,13 @@ use ltx::{Header, TxId};
 
 use super::error::{DbError, Result};
 
+/// The last WAL page an L0 file consumed: its number and the CRC-64 of its
+/// bytes (REPLICATION.md §4.2 step 7).
+pub type LastPage = (u32, u64);
+
+/// Size of the streamed-file record: header, page number, page CRC, CRC.
+const STREAMED_LEN: usize = ltx::HEADER_SIZE + 4 + 8 + 8;
+
 /// The staged level-0 files of one database.
 #[derive(Clone, Debug)]
 pub struct MetaDir {
@@ -178,6 +185,65 @@ impl MetaDir {
             }
         }
         Ok(())
+    }
+
+    /// `<meta>/ltx/streamed`: the position record of a level-0 file that
+    /// went straight to the replica instead of being staged here.
+    pub fn streamed_path(&self) -> PathBuf {
+        self.root.join("ltx").join("streamed")
+    }
+
+    /// Records that the L0 file with `header` is on the replica without a
+    /// local copy, with the last WAL page it consumed (number and CRC-64)
+    /// for the next continuity check (REPLICATION.md §4.2 step 7). Written
+    /// only after the replica holds the whole file.
+    pub fn write_streamed(&self, header: &Header, last_page: Option<LastPage>) -> Result<()> {
+        let mut rec = Vec::with_capacity(STREAMED_LEN);
+        rec.extend_from_slice(&header.to_bytes());
+        let (pgno, crc) = last_page.unwrap_or((0, 0));
+        rec.extend_from_slice(&pgno.to_be_bytes());
+        rec.extend_from_slice(&crc.to_be_bytes());
+        let mut sum = ltx::Crc64::new();
+        sum.update(&rec);
+        rec.extend_from_slice(&sum.value().to_be_bytes());
+        let path = self.streamed_path();
+        let opts = AtomicOptions {
+            mode: Some(self.file_mode),
+            no_replace: false,
+        };
+        durable::write_atomic(&path, opts, |f| std::io::Write::write_all(f, &rec))
+            .map_err(|e| DbError::io("write", &path, e))
+    }
+
+    /// The streamed-file record, if there is one: its header and the last
+    /// WAL page it consumed.
+    pub fn read_streamed(&self) -> Result<Option<(Header, Option<LastPage>)>> {
+        let path = self.streamed_path();
+        let rec = match std::fs::read(&path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(DbError::io("read", &path, e)),
+        };
+        let bad = |why: &str| DbError::corrupt(&path, ltx::Error::Encode(why.to_string()));
+        if rec.len() != STREAMED_LEN {
+            return Err(bad("the position record has the wrong length"));
+        }
+        let (body, sum) = rec.split_at(STREAMED_LEN - 8);
+        let mut crc = ltx::Crc64::new();
+        crc.update(body);
+        if sum != crc.value().to_be_bytes() {
+            return Err(bad("the position record's checksum does not match"));
+        }
+        let mut head = [0u8; ltx::HEADER_SIZE];
+        head.copy_from_slice(&body[..ltx::HEADER_SIZE]);
+        let header = Header::from_bytes(&head).map_err(|e| DbError::corrupt(&path, e))?;
+        let mut pgno = [0u8; 4];
+        pgno.copy_from_slice(&body[ltx::HEADER_SIZE..ltx::HEADER_SIZE + 4]);
+        let mut page_crc = [0u8; 8];
+        page_crc.copy_from_slice(&body[ltx::HEADER_SIZE + 4..]);
+        let pgno = u32::from_be_bytes(pgno);
+        let last = (pgno != 0).then_some((pgno, u64::from_be_bytes(page_crc)));
+        Ok(Some((header, last)))
     }
 
     /// Removes the whole `ltx/` tree (reset after local state loss).

@@ -2,9 +2,14 @@
 //! staged level-0 files and checkpoints (REPLICATION.md §2–6, §9–10).
 //!
 //! [`Db`] is synchronous and owned by one thread; it never touches the
-//! replica. Each [`Db::sync`] turns the frames committed since the previous
-//! sync into one L0 file in the metadata directory (or a full snapshot when
-//! continuity cannot be proven) and then checkpoints when the policy says so.
+//! replica itself. Each [`Db::sync`] turns the frames committed since the
+//! previous sync into one L0 file in the metadata directory (or a full
+//! snapshot when continuity cannot be proven) and then checkpoints when the
+//! policy says so. A full snapshot goes to a [`SnapshotSink`] instead when
+//! one is set, so the base copy of a large database is never staged: only a
+//! small record of it (`ltx/streamed`, [`MetaDir::write_streamed`]) is kept,
+//! written after the replica holds the whole file, and it is the position
+//! on a restart.
 
 mod build;
 mod checkpoint;
@@ -12,6 +17,7 @@ mod continuity;
 mod error;
 mod identity;
 mod meta;
+mod snapshot;
 mod sqlite;
 
 use std::fs::File;
@@ -26,7 +32,7 @@ pub use checkpoint::{
 };
 pub use continuity::SnapshotReason;
 pub use error::{DbError, Result};
-pub use meta::MetaDir;
+pub use meta::{LastPage, MetaDir};
 pub use sqlite::{CheckpointMode, CheckpointResult};
 
 use crate::wal::{self, Salts};
@@ -65,6 +71,22 @@ impl DbOptions {
     }
 }
 
+/// Takes full-snapshot L0 files straight to the replica, so a database's
+/// base copy is never staged in the metadata directory.
+pub trait SnapshotSink: Send {
+    /// Streams the L0 file `header` describes into the replica, its bytes
+    /// written by `fill`, and returns `Ok(true)` once the replica holds the
+    /// whole file. Returns `Ok(false)` without calling `fill` when it cannot
+    /// take the file now (the replica lacks the files before it): the file is
+    /// then staged locally as usual. After an error nothing of the file is
+    /// on the replica.
+    fn stream_l0(
+        &mut self,
+        header: &Header,
+        fill: &mut dyn FnMut(&mut dyn std::io::Write) -> Result<()>,
+    ) -> Result<bool>;
+}
+
 /// What one L0 file held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Written {
@@ -78,6 +100,8 @@ pub struct Written {
     pub wal_bytes: u64,
     /// Its size.
     pub file_bytes: u64,
+    /// Whether it went straight to the replica (no local copy).
+    pub streamed: bool,
 }
 
 /// What a [`Db::sync`] did.
@@ -121,6 +145,7 @@ pub struct Db {
     /// database file was replaced.
     pending_snapshot: Option<SnapshotReason>,
     scratch: Vec<u8>,
+    sink: Option<Box<dyn SnapshotSink>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -151,7 +176,13 @@ impl Db {
             last_frame: None,
             pending_snapshot: None,
             scratch: Vec::new(),
+            sink: None,
         }
+    }
+
+    /// Sends full-snapshot L0 files to `sink` instead of staging them.
+    pub fn set_snapshot_sink(&mut self, sink: Box<dyn SnapshotSink>) {
+        self.sink = Some(sink);
     }
 
     /// The database file.
@@ -209,6 +240,18 @@ impl Db {
         } else {
             Some(self.meta.verify_l0(txid)?)
         };
+        // A snapshot streamed to the replica after the newest staged file is
+        // the position; its record keeps the last page for continuity.
+        if let Some((header, last)) = self.meta.read_streamed()?
+            && header.max_txid > txid
+        {
+            self.pos = Some(header);
+            self.last_frame = last.map(|(pgno, crc)| LastFrame {
+                txid: header.max_txid,
+                pgno,
+                crc,
+            });
+        }
         self.open = Some(Open {
             sqlite,
             db_file,
@@ -217,7 +260,7 @@ impl Db {
         Ok(true)
     }
 
-    /// Replaces the local position with `header`'s file, already written into
+    /// Replaces the local position with `header`'s file, already recorded in
     /// the metadata directory by the caller (the database-behind-replica
     /// case, REPLICATION.md §9.2): the next sync writes a snapshot after it.
     pub fn adopt_position(&mut self, header: Header) {
@@ -409,10 +452,31 @@ impl Db {
             snapshot: start.snapshot.is_some(),
             prev_commit: start.prev_commit,
         };
-        let stats = self
-            .meta
-            .write_l0(txid, |w| build::write_l0(&src, &origin, w))?;
-        let header = self.meta.read_l0_header(txid)?;
+        let mut streamed = None;
+        if start.snapshot.is_some()
+            && let Some(sink) = self.sink.as_mut()
+        {
+            let header = build::l0_header(&src, &origin);
+            let mut stats = None;
+            let taken = sink.stream_l0(&header, &mut |w| {
+                stats = Some(build::write_l0(&src, &origin, w)?);
+                Ok(())
+            })?;
+            if taken {
+                let stats = stats.ok_or(DbError::Internal("streamed L0 without stats"))?;
+                streamed = Some((header, stats));
+            }
+        }
+        let (header, stats) = match streamed {
+            Some(s) => s,
+            None => {
+                let stats = self
+                    .meta
+                    .write_l0(txid, |w| build::write_l0(&src, &origin, w))?;
+                (self.meta.read_l0_header(txid)?, stats)
+            }
+        };
+        let is_streamed = streamed.is_some();
 
         // Remember the last frame for the next continuity check.
         self.last_frame = None;
@@ -429,6 +493,11 @@ impl Db {
                 });
             }
         }
+        if is_streamed {
+            // Only now, with the file whole on the replica, does it count.
+            self.meta
+                .write_streamed(&header, self.last_frame.map(|f| (f.pgno, f.crc)))?;
+        }
         self.pos = Some(header);
         self.last_synced_wal_offset = Some(if scan.is_some() {
             end
@@ -444,103 +513,11 @@ impl Db {
                 pages: stats.pages,
                 wal_bytes: wal_size,
                 file_bytes: stats.bytes,
+                streamed: is_streamed,
             }),
             limited,
             at_wal_end: self.synced_to_wal_end,
         })
-    }
-
-    /// Streams a full snapshot of the database at the local position into
-    /// `out`, as a level-9 file covering TXIDs 1..=position (REPLICATION.md
-    /// §8): WAL frames only up to what was synced, so the snapshot never runs
-    /// ahead of level 0. `Ok(None)` before the first sync.
-    pub fn write_snapshot<W: std::io::Write>(&mut self, out: W) -> Result<Option<Header>> {
-        let Some(pos) = self.pos else { return Ok(None) };
-        let open = self
-            .open
-            .as_ref()
-            .ok_or(DbError::Internal("snapshot before open"))?;
-        let page_size = open.page_size;
-        let wal_file =
-            File::open(&self.wal_path).map_err(|e| DbError::io("open", &self.wal_path, e))?;
-        let first = wal::HEADER_SIZE as u64;
-        let wal_end = match self.last_synced_wal_offset {
-            Some(o) => o,
-            None => {
-                let header = wal::read_header(&wal_file)?;
-                let same = header.is_some_and(|h| {
-                    h.salts
-                        == Salts {
-                            salt1: pos.wal_salt1,
-                            salt2: pos.wal_salt2,
-                        }
-                });
-                if same {
-                    (pos.wal_offset + pos.wal_size) as u64
-                } else {
-                    first
-                }
-            }
-        };
-        let scan = match wal::Reader::open(&wal_file)? {
-            Some(r) if wal_end > first => Some(r.scan(Some(wal_end - first), &mut self.scratch)?),
-            _ => None,
-        };
-        let db_len = wal::ReadAt::size(&open.db_file)
-            .map_err(|e| DbError::io("stat", &self.opts.path, e))?;
-        let (pages, commit, end, salts) = match &scan {
-            Some(s) if s.commit > 0 => (Some(&s.pages), s.commit, s.end, s.salts),
-            Some(s) => (None, (db_len / u64::from(page_size)) as u32, first, s.salts),
-            None => (
-                None,
-                (db_len / u64::from(page_size)) as u32,
-                first,
-                Salts::default(),
-            ),
-        };
-        let frame = wal::frame_size(page_size);
-        let wal_offset = end.saturating_sub(frame).max(first);
-        let origin = L0Origin {
-            min_txid: TxId::new(1),
-            txid: pos.max_txid,
-            timestamp: now_ms(),
-            wal_offset: if scan.is_some() { wal_offset } else { 0 },
-            wal_size: if scan.is_some() { end - wal_offset } else { 0 },
-            salts,
-        };
-        let src = L0Source {
-            db_file: &open.db_file,
-            db_path: &self.opts.path,
-            wal_file: &wal_file,
-            wal_path: &self.wal_path,
-            page_size,
-            commit,
-            pages,
-            snapshot: true,
-            prev_commit: 0,
-        };
-        let mut out = out;
-        build::write_l0(&src, &origin, &mut out)?;
-        let header = Header {
-            min_txid: TxId::new(1),
-            max_txid: pos.max_txid,
-            commit,
-            timestamp: origin.timestamp,
-            wal_offset: origin.wal_offset as i64,
-            wal_size: origin.wal_size as i64,
-            wal_salt1: if origin.wal_offset == 0 {
-                0
-            } else {
-                salts.salt1
-            },
-            wal_salt2: if origin.wal_offset == 0 {
-                0
-            } else {
-                salts.salt2
-            },
-            ..pos
-        };
-        Ok(Some(header))
     }
 
     /// Writes a full snapshot L0 file now, whatever the WAL says.
@@ -611,6 +588,11 @@ impl LastPageCheck for PageCheck<'_> {
             crc.update(page);
             return Ok(crc.value() == c.crc);
         }
+        if !self.meta.l0_path(pos.max_txid).exists() {
+            // Streamed or adopted from the replica without its last page
+            // known: continuity cannot be proven.
+            return Ok(false);
+        }
         Ok(self
             .meta
             .find_page(pos.max_txid, pgno)?
@@ -643,3 +625,7 @@ fn modes(db: &Path) -> (u32, u32) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod stream_tests;

@@ -1,13 +1,17 @@
 //! `replicate`: the running daemon. Each database gets a monitor thread that
 //! owns its SQLite connections and stages L0 files ([`crate::db`]), an upload
 //! task that copies them to the replica in TXID order, and a place in the
-//! compaction schedules ([`crate::compact`]).
+//! compaction schedules ([`crate::compact`]). Full snapshots (level-9 files,
+//! and L0 files that hold every page) are not staged: the monitor streams
+//! them into the replica as it encodes them (`stream`).
 //!
 //! Shutdown (REPLICATION.md §10): schedules stop, each monitor does a final
 //! sync and releases SQLite, then pending files are uploaded, retrying until
 //! the shutdown timeout.
 
 mod monitor;
+mod pipe;
+mod stream;
 mod target;
 mod uploader;
 mod wake;
@@ -168,7 +172,12 @@ impl Replicator {
         for spec in opts.dbs {
             let path = spec.db.path.clone();
             let name = path.display().to_string();
-            let db = Db::new(spec.db);
+            let mut db = Db::new(spec.db);
+            db.set_snapshot_sink(Box::new(stream::ReplicaSink {
+                client: spec.client.clone(),
+                runtime: runtime.clone(),
+                name: name.clone(),
+            }));
             let meta = db.meta().clone();
             let (local_tx, local_rx) = watch::channel(TxId::ZERO);
             let (repl_tx, repl_rx) = watch::channel(TxId::ZERO);

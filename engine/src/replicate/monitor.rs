@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use backends::{ByteRange, FileId, ReplicaClient};
-use freshet_io::durable::{self, AtomicOptions};
+use backends::{ByteRange, FileId, FileInfo, ReplicaClient, SNAPSHOT_LEVEL};
+use freshet_io::durable;
 use ltx::TxId;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{oneshot, watch};
@@ -29,8 +29,9 @@ pub(crate) enum Command {
     Wake(Wake),
     /// Sync now and report.
     Sync(oneshot::Sender<Result<SyncReport, String>>),
-    /// Write a level-9 snapshot file into the metadata directory.
-    Snapshot(oneshot::Sender<Result<Option<(std::path::PathBuf, ltx::Header)>, String>>),
+    /// Stream a level-9 snapshot into the replica (`None`: nothing synced
+    /// yet).
+    Snapshot(oneshot::Sender<Result<Option<FileInfo>, String>>),
     /// Final sync, release SQLite, stop.
     Stop(oneshot::Sender<Result<SyncReport, String>>),
 }
@@ -192,10 +193,17 @@ impl Monitor {
             replica = %newest.id.max_txid,
             "database is behind its replica; continuing the replica's TXIDs with a fresh snapshot"
         );
+        // Only the header is needed: the next sync cannot prove continuity
+        // with a file it did not write from this WAL and takes a snapshot.
+        // (The newest file may be a full snapshot: never download it whole.)
         let client = self.client.clone();
         let id = FileId::new(0, newest.id.max_txid, newest.id.max_txid);
+        let range = ByteRange {
+            offset: 0,
+            len: Some(ltx::HEADER_SIZE as u64),
+        };
         let bytes = self.runtime.block_on(async move {
-            let mut s = client.open(id, ByteRange::ALL).await?;
+            let mut s = client.open(id, range).await?;
             let mut v = Vec::new();
             s.read_to_end(&mut v)
                 .await
@@ -206,7 +214,9 @@ impl Monitor {
             Ok::<_, backends::Error>(v)
         });
         let bytes = bytes.map_err(|e| {
-            DbError::Unsupported(format!("downloading the replica's newest L0 file: {e}"))
+            DbError::Unsupported(format!(
+                "reading the header of the replica's newest L0 file: {e}"
+            ))
         })?;
         let mut head = [0u8; ltx::HEADER_SIZE];
         let n = bytes.len().min(ltx::HEADER_SIZE);
@@ -215,43 +225,37 @@ impl Monitor {
         let meta = self.db.meta().clone();
         meta.reset()?;
         meta.prepare()?;
-        let path = meta.l0_path(header.max_txid);
-        durable::write_atomic(&path, AtomicOptions::default(), |f| {
-            std::io::Write::write_all(f, &bytes)
-        })
-        .map_err(|e| DbError::Io {
-            op: "write",
-            path: path.clone(),
-            source: e,
-        })?;
+        meta.write_streamed(&header, None)?;
         self.db.adopt_position(header);
         self.local.send_replace(self.db.txid());
         Ok(())
     }
 
-    fn snapshot(&mut self) -> Result<Option<(std::path::PathBuf, ltx::Header)>, DbError> {
+    /// Streams a level-9 snapshot straight into the replica (REPLICATION.md
+    /// §8): pages are compressed in parallel and piped into the backend's
+    /// write (file: temp + rename; S3: multipart), with no local copy. The
+    /// file exists on the replica only once the whole write succeeded.
+    fn snapshot(&mut self) -> Result<Option<FileInfo>, DbError> {
         if !self.db.ensure_open()? {
             return Ok(None);
         }
-        let path = self.db.meta().root().join("snapshot.ltx.tmp");
-        let mut failure = None;
-        let written = durable::write_atomic(&path, AtomicOptions::default(), |f| {
-            let w = std::io::BufWriter::with_capacity(1 << 20, f);
-            self.db.write_snapshot(w).map_err(|e| {
-                failure = Some(e);
-                std::io::Error::other("snapshot failed")
-            })
+        let (client, runtime) = (self.client.clone(), self.runtime.clone());
+        let mut upload = None;
+        let written = self.db.write_snapshot(|header| {
+            let id = FileId::new(SNAPSHOT_LEVEL, TxId::new(1), header.max_txid);
+            let (w, task) = super::stream::start_upload(&runtime, client, id, header.timestamp);
+            upload = Some((id, task));
+            Ok(w)
         });
-        match (written, failure) {
-            (_, Some(e)) => Err(e),
-            (Ok(Some(h)), None) => Ok(Some((path, h))),
-            (Ok(None), None) => Ok(None),
-            (Err(e), None) => Err(DbError::Io {
-                op: "write",
-                path,
-                source: e,
-            }),
-        }
+        let written = match written {
+            Ok(None) => return Ok(None),
+            Ok(Some((_, w))) => Ok(w),
+            Err(e) => Err(e),
+        };
+        let Some((id, task)) = upload else {
+            return written.map(|_| None);
+        };
+        super::stream::end_upload(&self.runtime, format!("snapshot {id}"), written, task).map(Some)
     }
 
     fn close(self) -> Result<SyncReport, DbError> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use backends::{FileId, FileInfo, ReplicaClient, SNAPSHOT_LEVEL};
+use backends::{FileInfo, ReplicaClient};
 use ltx::TxId;
 use tokio::sync::{oneshot, watch};
 
@@ -73,19 +73,8 @@ impl CompactionTarget for Target {
         sender
             .send(Command::Snapshot(tx))
             .map_err(|_| "the database's monitor has stopped")?;
-        let Some((path, header)) = rx
-            .await
+        rx.await
             .map_err(|_| "the database's monitor has stopped")??
-        else {
-            return Err("the database has not been synced yet".into());
-        };
-        let body = tokio::fs::File::open(&path).await?;
-        let id = FileId::new(SNAPSHOT_LEVEL, TxId::new(1), header.max_txid);
-        let written = self
-            .client
-            .write(id, header.timestamp, Box::pin(body))
-            .await;
-        let _ = tokio::fs::remove_file(&path).await;
-        Ok(written?)
+            .ok_or_else(|| "the database has not been synced yet".into())
     }
 }

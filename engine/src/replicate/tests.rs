@@ -178,3 +178,115 @@ async fn staged_files_from_a_previous_run_are_uploaded_without_new_writes() {
     let status = statuses[0].1.as_ref().unwrap();
     assert_eq!((status.local_txid, status.replica_txid), (staged, staged));
 }
+
+/// Replica writes of level 9 fail after part of the body while `fail` is
+/// set, like a connection dropped mid-upload.
+#[derive(Debug)]
+struct FailingSnapshots {
+    inner: FileReplica,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl backends::ReplicaClient for FailingSnapshots {
+    fn kind(&self) -> &'static str {
+        "failing"
+    }
+    async fn list(&self, level: u8, seek: ltx::TxId) -> backends::Result<Vec<backends::FileInfo>> {
+        self.inner.list(level, seek).await
+    }
+    async fn open(
+        &self,
+        id: backends::FileId,
+        range: backends::ByteRange,
+    ) -> backends::Result<backends::ByteStream> {
+        self.inner.open(id, range).await
+    }
+    async fn write(
+        &self,
+        id: backends::FileId,
+        ts: i64,
+        mut body: backends::ByteStream,
+    ) -> backends::Result<backends::FileInfo> {
+        if id.level == 9 && self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut part = vec![0u8; 64 * 1024];
+            tokio::io::AsyncReadExt::read_exact(&mut body, &mut part)
+                .await
+                .unwrap();
+            return Err(backends::Error::Config(
+                "connection reset (injected)".into(),
+            ));
+        }
+        self.inner.write(id, ts, body).await
+    }
+    async fn delete(&self, ids: &[backends::FileId]) -> backends::Result<()> {
+        self.inner.delete(ids).await
+    }
+    async fn delete_all(&self) -> backends::Result<()> {
+        self.inner.delete_all().await
+    }
+}
+
+/// A level-9 snapshot streams straight into the replica; when the upload
+/// fails half-way the error reaches the caller, nothing appears on the
+/// replica, and the next attempt writes the whole file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_snapshot_upload_leaves_nothing_and_the_next_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let replica_dir = dir.path().join("replica");
+    let app = Connection::open(&path).unwrap();
+    app.execute_batch("PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB);")
+        .unwrap();
+    // About 6 MB that LZ4 cannot shrink: the upload fails mid-stream.
+    app.execute_batch(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3000)
+         INSERT INTO t SELECT x, randomblob(2000) FROM c;",
+    )
+    .unwrap();
+    let client = Arc::new(FailingSnapshots {
+        inner: FileReplica::new(&replica_dir),
+        fail: true.into(),
+    });
+    let mut spec = DbSpec::new(DbOptions::new(&path), client.clone());
+    spec.monitor_interval = Some(Duration::from_millis(50));
+    spec.sync_interval = Duration::from_millis(50);
+    let r = Replicator::start(ReplicateOptions {
+        dbs: vec![spec],
+        compaction: None,
+        shutdown_sync_timeout: Duration::from_secs(5),
+        shutdown_sync_interval: Duration::from_millis(50),
+    })
+    .unwrap();
+    r.sync(&path).await.unwrap();
+    assert!(r.wait_replicated(Duration::from_secs(5)).await);
+
+    let err = r.write_snapshot(&path).await.unwrap_err().to_string();
+    assert!(err.contains("injected"), "{err}");
+    let level9 = || async {
+        backends::ReplicaClient::list(&FileReplica::new(&replica_dir), 9, ltx::TxId::ZERO)
+            .await
+            .unwrap()
+    };
+    assert!(level9().await.is_empty(), "nothing on the replica");
+
+    client
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let info = r.write_snapshot(&path).await.unwrap();
+    assert_eq!(level9().await, vec![info]);
+    let bytes = std::fs::read(replica_dir.join("ltx/9").join(info.id.file_name())).unwrap();
+    let mut d = ltx::Decoder::new(bytes.as_slice()).unwrap();
+    let commit = d.header().commit;
+    let mut page = vec![0u8; d.header().page_size as usize];
+    let mut n = 0;
+    while d.next_page(&mut page).unwrap().is_some() {
+        n += 1;
+    }
+    d.finish().unwrap();
+    assert_eq!(n, commit, "a whole snapshot");
+    assert!(bytes.len() > 5 << 20, "{} bytes", bytes.len());
+    for (_, s) in r.shutdown().await {
+        s.unwrap();
+    }
+}

@@ -102,7 +102,14 @@ impl Uploader {
     async fn upload_one(&self, txid: TxId) -> Result<(), UploadError> {
         let local_err = |source| UploadError::Local { txid, source };
         let path = self.meta.l0_path(txid);
-        let mut file = std::fs::File::open(&path).map_err(local_err)?;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.was_streamed(txid) => {
+                // Streamed to the replica by the monitor: already there.
+                return Ok(());
+            }
+            Err(e) => return Err(local_err(e)),
+        };
         let mut head = [0u8; ltx::HEADER_SIZE];
         file.read_exact(&mut head).map_err(local_err)?;
         let header = ltx::Header::from_bytes(&head)
@@ -112,6 +119,14 @@ impl Uploader {
             .write(FileId::new(0, txid, txid), header.timestamp, Box::pin(body))
             .await?;
         Ok(())
+    }
+}
+
+impl Uploader {
+    /// Whether the L0 file `txid` went straight to the replica (its record
+    /// is written only after the replica held it whole).
+    fn was_streamed(&self, txid: TxId) -> bool {
+        matches!(self.meta.read_streamed(), Ok(Some((h, _))) if h.max_txid == txid)
     }
 }
 

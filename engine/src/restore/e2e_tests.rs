@@ -195,6 +195,24 @@ async fn parallelism_and_spooling_give_identical_bytes() {
             &format!("parallelism {parallelism}, spool {spool}"),
         );
     }
+    // The snapshot read as many small ranged reads, in parallel or not.
+    let snapshot = plan.files[0].size;
+    for parallelism in [1, 4] {
+        let out = tmp.path().join(format!("ranged-p{parallelism}.db"));
+        let o = opts(out.clone(), Target::Latest);
+        let o = RestoreOptions { parallelism, ..o };
+        run_plan(Arc::clone(&client), &plan, &o, |c| {
+            c.range_size = snapshot / 7
+        })
+        .await
+        .unwrap();
+        assert_same_file(
+            h.state(12),
+            &out,
+            1024,
+            &format!("ranged reads of {snapshot} bytes, parallelism {parallelism}"),
+        );
+    }
     // Spooled files were anonymous: nothing is left in the output directory
     // but the restored databases and the test's own directories.
     let names = dir_names(tmp.path());

@@ -26,6 +26,13 @@
 //! the merge can never starve the fetches the merge waits for (with
 //! `parallelism` 1 the fetches simply run one after another).
 //!
+//! A first file larger than [`RANGE_SIZE`] is read as consecutive ranged
+//! reads of that size, several at once when fetch slots are free (at most
+//! [`RANGES_AHEAD`], each holding a slot beyond the stream's own), and
+//! handed to the merge in order: one slow connection no longer sets the
+//! pace of a large snapshot, and at most `RANGES_AHEAD × RANGE_SIZE` bytes
+//! wait in memory.
+//!
 //! Each read is resumable as in Litestream: on a read error, or on EOF
 //! before the listed size, the file is reopened with a ranged read from the
 //! current offset, at most [`RETRY_DELAYS`]`.len()` times per file, after
@@ -51,6 +58,10 @@ pub(crate) const MEMORY_BUDGET: u64 = 256 << 20;
 const STREAM_CHUNK: usize = 256 << 10;
 /// Chunks of the streamed file buffered ahead of the merge.
 const STREAM_DEPTH: usize = 16;
+/// Size of one ranged read of a large streamed file (4 MiB).
+pub(crate) const RANGE_SIZE: u64 = 4 << 20;
+/// Ranged reads of the streamed file in flight at most.
+pub(crate) const RANGES_AHEAD: usize = 4;
 /// Read size while spooling a file (256 KiB).
 const SPOOL_CHUNK: usize = 256 << 10;
 /// Waits before the first, second and third reopen of a file whose read
@@ -74,6 +85,8 @@ pub(crate) struct FetchConfig {
     pub(crate) memory_file_max: u64,
     /// See [`MEMORY_BUDGET`].
     pub(crate) memory_budget: u64,
+    /// See [`RANGE_SIZE`].
+    pub(crate) range_size: u64,
 }
 
 impl FetchConfig {
@@ -84,6 +97,7 @@ impl FetchConfig {
             retry_delays: RETRY_DELAYS.to_vec(),
             memory_file_max: MEMORY_FILE_MAX,
             memory_budget: MEMORY_BUDGET,
+            range_size: RANGE_SIZE,
         }
     }
 }
@@ -198,9 +212,15 @@ pub(crate) async fn fetch_all(
     let (tx, rx) = mpsc::channel(STREAM_DEPTH);
     let mut tasks = JoinSet::new();
     let delays = config.retry_delays.clone();
+    let range_size = config.range_size.max(1);
+    let stream_slots = Arc::clone(&slots);
     tasks.spawn(async move {
         let _permit = permit;
-        stream(client.as_ref(), base, &delays, tx).await;
+        if base.size > range_size {
+            ranges::stream_ranges(client, base, delays, range_size, stream_slots, tx).await;
+        } else {
+            stream(client.as_ref(), base, &delays, tx).await;
+        }
     });
     done[0] = Some(Input::Stream(ChannelReader::new(base.id, rx)));
 
@@ -414,6 +434,8 @@ struct Resumable<'a> {
     client: &'a dyn ReplicaClient,
     info: FileInfo,
     offset: u64,
+    /// Where the read ends: the file's size, or the end of a range.
+    end: u64,
     stream: Option<ByteStream>,
     retries: usize,
     delays: &'a [Duration],
@@ -425,21 +447,40 @@ impl<'a> Resumable<'a> {
             client,
             info,
             offset: 0,
+            end: info.size,
             stream: None,
             retries: 0,
             delays,
         }
     }
 
+    /// Bytes `start..end` of a file.
+    fn range(
+        client: &'a dyn ReplicaClient,
+        info: FileInfo,
+        start: u64,
+        end: u64,
+        delays: &'a [Duration],
+    ) -> Self {
+        Resumable {
+            offset: start,
+            end,
+            ..Resumable::new(client, info, delays)
+        }
+    }
+
     /// Reads the next bytes into `buf` (non-empty); 0 means the end.
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         loop {
+            if self.end < self.info.size && self.offset >= self.end {
+                return Ok(0);
+            }
             let stream = match &mut self.stream {
                 Some(s) => s,
                 None => {
                     let range = ByteRange {
                         offset: self.offset,
-                        len: None,
+                        len: (self.end < self.info.size).then(|| self.end - self.offset),
                     };
                     match self.client.open(self.info.id, range).await {
                         Ok(s) => self.stream.insert(s),
@@ -457,11 +498,11 @@ impl<'a> Resumable<'a> {
                 }
             };
             match tokio::io::AsyncReadExt::read(stream, buf).await {
-                Ok(0) if self.offset < self.info.size => {
+                Ok(0) if self.offset < self.end => {
                     self.stream = None;
                     let why = format!(
                         "the file ended at byte {} of {} listed",
-                        self.offset, self.info.size
+                        self.offset, self.end
                     );
                     self.retry(why).await?;
                 }
@@ -503,6 +544,9 @@ impl<'a> Resumable<'a> {
         }
     }
 }
+
+#[path = "fetch_ranges.rs"]
+mod ranges;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

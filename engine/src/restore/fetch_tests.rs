@@ -276,3 +276,48 @@ async fn at_most_parallelism_files_are_read_at_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_first_file_is_read_as_parallel_ranges_in_order() {
+    let (tmp, r, infos) = setup(&[(1, 1_000_003), (2, 5000)]).await;
+    // A failure inside one range resumes within that range.
+    let mut client = Faulty::new(r, infos[0].id, &[Fault::ErrorAfter(30_000)]);
+    client.stall = Duration::from_millis(5);
+    let client = Arc::new(client);
+    let mut config = quick(tmp.path());
+    config.parallelism = 4;
+    config.range_size = 100_000;
+    let fetched = fetch_all(client.clone(), &infos, &config).await.unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        fetched
+            .inputs
+            .into_iter()
+            .map(read_input)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(got[0] == content(1_000_003, 1), "first file differs");
+    assert_eq!(got[1], content(5000, 2));
+    let mut offsets: Vec<u64> = client
+        .opens
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|o| o.0 == infos[0].id)
+        .map(|o| o.1)
+        .collect();
+    // Whichever range met the fault resumed 30 kB into itself.
+    let (resumed, starts): (Vec<u64>, Vec<u64>) =
+        offsets.iter().partition(|&&o| o % 100_000 == 30_000);
+    offsets = starts;
+    offsets.sort();
+    let want: Vec<u64> = (0..=10).map(|i| i * 100_000).collect();
+    assert_eq!(offsets, want, "one ranged read per 100 kB");
+    assert_eq!(resumed.len(), 1, "one resumed read: {resumed:?}");
+    let most = client.max_live.load(Ordering::SeqCst);
+    assert!(
+        (2..=4).contains(&most),
+        "{most} reads at once with 4 fetch slots"
+    );
+}
