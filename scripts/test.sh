@@ -38,7 +38,7 @@ cargo test --doc --workspace
 
 # Fuzz smoke: each target for FUZZ_SECONDS from its corpus. cargo-fuzz needs
 # nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 for target in ltx_decoder wal_reader config_parser s3_xml; do
     step "cargo fuzz run $target (${FUZZ_SECONDS}s)"
     corpus=$(mktemp -d)
@@ -54,12 +54,12 @@ for target in ltx_decoder wal_reader config_parser s3_xml; do
 done
 
 # The I/O paths again on positional reads and writes, as on a kernel without
-# io_uring: the engine and the end-to-end tests, minus the > 1 GiB ones
-# (the lock-page tests) and the time-driven reliability runs (crash loop,
-# soak, outages), which the main pass covers on the default engine.
+# io_uring: the engine's tests and the end-to-end tests that replicate and
+# restore through the binary. The > 1 GiB, crash-loop, soak and outage tests
+# run once, on the default engine, in the main pass below.
 step "cargo nextest run with FRESHET_IO=sync (engine + end-to-end)"
 FRESHET_IO=sync cargo nextest run --workspace --no-fail-fast -E \
-    '(package(freshet-engine) | package(freshet)) - test(/big_database/) - test(/crossing_the_lock_page/) - binary(crash_loop) - binary(soak) - binary(storage_faults)'
+    '(package(freshet-engine) - test(/crossing_the_lock_page/)) | (package(freshet) & (binary(replicate_e2e) | binary(replicate_cli) | binary(bad_input) | binary(concurrent_sqlite) | binary(snapshot_stream)))'
 
 step "cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast
