@@ -88,7 +88,8 @@ pub(crate) fn newest(files: &[FileInfo]) -> Option<FileInfo> {
 ///    period (`now` rounded down to `interval`), the step is
 ///    [`TooEarly`](LevelOutcome::TooEarly).
 /// 2. Level L-1 is listed from the newest file's MaxTXID + 1 (all of it when
-///    the level is empty); an empty answer is
+///    the level is empty), keeping files that end at or before `through`
+///    when it is given; an empty answer is
 ///    [`UpToDate`](LevelOutcome::UpToDate). (The spec's separate "source
 ///    newest ≤ destination MinTXID" test can only hold when this listing is
 ///    empty, so it costs no extra listing here.)
@@ -110,6 +111,7 @@ pub async fn compact_one_level(
     interval: Duration,
     now: SystemTime,
     local_l0: Option<&Path>,
+    through: Option<TxId>,
     cache: &NewestFiles,
 ) -> Result<LevelOutcome, CompactError> {
     if !(1..=MAX_COMPACTION_LEVEL).contains(&level) {
@@ -143,10 +145,13 @@ pub async fn compact_one_level(
         None => TxId::ZERO,
     };
 
-    let inputs = client
+    let mut inputs = client
         .list(src_level, seek)
         .await
         .map_err(CompactError::backend("list", src_level))?;
+    if let Some(through) = through {
+        inputs.retain(|f| f.id.max_txid <= through);
+    }
     let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
         return Ok(LevelOutcome::UpToDate);
     };
@@ -335,7 +340,7 @@ mod tests {
         cache: &NewestFiles,
     ) -> Result<LevelOutcome, CompactError> {
         let local = local.then_some(fx.local_l0.as_path());
-        compact_one_level(fx.client(), level, interval, now, local, cache).await
+        compact_one_level(fx.client(), level, interval, now, local, None, cache).await
     }
 
     fn written(outcome: LevelOutcome) -> (FileInfo, usize, usize) {
@@ -529,6 +534,50 @@ mod tests {
         );
         assert!(fx.list(1).await.is_empty());
         assert!(!fx.replica.level_dir(1).exists());
+    }
+
+    #[tokio::test]
+    async fn level_1_stops_at_what_the_uploader_confirmed() {
+        // TXIDs 1–4 uploaded; a listing taken mid-upload shows 6 without 5.
+        let mut fx = Fixture::new();
+        three_commits(&mut fx, 0).await;
+        fx.commit(&[(1, 4)], secs_ms(4)).await;
+        fx.commit(&[(2, 5)], secs_ms(5)).await;
+        fx.commit(&[(3, 6)], secs_ms(6)).await;
+        fx.replica.delete(&[fid(0, 5, 5)]).await.unwrap();
+
+        let cache = NewestFiles::default();
+        let local = Some(fx.local_l0.as_path());
+        let out = compact_one_level(
+            fx.client(),
+            1,
+            L1,
+            secs(10),
+            local,
+            Some(TxId::new(4)),
+            &cache,
+        )
+        .await
+        .unwrap();
+        let (file, inputs, _) = written(out);
+        assert_eq!((file.id, inputs), (fid(1, 1, 4), 4));
+        assert!(decode(&fx.read(file.id)).1 == fx.expected(1, 4));
+
+        // Nothing confirmed yet (a restart): nothing to compact.
+        let mut fresh = Fixture::new();
+        three_commits(&mut fresh, 0).await;
+        let out = compact_one_level(
+            fresh.client(),
+            1,
+            L1,
+            secs(10),
+            None,
+            Some(TxId::ZERO),
+            &NewestFiles::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, LevelOutcome::UpToDate);
     }
 
     #[tokio::test]

@@ -186,6 +186,14 @@ impl Scheduler {
         let target = &entry.target;
         let client = target.client();
         let local = target.local_l0_dir();
+        // Level 0 grows while this runs: compact only what the uploader has
+        // confirmed, never a listing that caught it mid-upload.
+        let through = if level == 1 {
+            target.replicated_txid()
+        } else {
+            None
+        };
+        let _levels = entry.levels.lock().await;
         let now = self.clock.now();
         let result = compact_one_level(
             &*client,
@@ -193,6 +201,7 @@ impl Scheduler {
             interval,
             now,
             local.as_deref(),
+            through,
             &entry.newest,
         )
         .await;
@@ -232,6 +241,7 @@ impl Scheduler {
         }
         let client = target.client();
         let local = target.local_l0_dir();
+        let _levels = entry.levels.lock().await;
         let result = enforce_snapshot_retention(
             &*client,
             self.config.snapshot_retention,

@@ -32,6 +32,12 @@ pub trait CompactionTarget: Send + Sync + fmt::Debug {
     /// the first one.
     fn current_txid(&self) -> TxId;
 
+    /// The newest level-0 TXID known to be whole on the replica, with every
+    /// file before it, or `None` when the replica's own listing is the only
+    /// authority. Level 1 compacts no further: a directory listing taken
+    /// while uploads land may show a file without an earlier one.
+    fn replicated_txid(&self) -> Option<TxId>;
+
     /// Writes a full snapshot of the live database at its current position
     /// to level 9 (REPLICATION.md §8) and returns the file written.
     async fn write_snapshot(&self) -> Result<FileInfo, SnapshotError>;
@@ -42,6 +48,10 @@ pub trait CompactionTarget: Send + Sync + fmt::Debug {
 pub(crate) struct Entry {
     pub(crate) target: Arc<dyn CompactionTarget>,
     pub(crate) newest: Arc<NewestFiles>,
+    /// Held by every step that lists or changes levels 1..=9 of this
+    /// replica (compaction, retention), so no listing sees another step's
+    /// files half-written or half-deleted.
+    pub(crate) levels: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The databases the schedules serve; shared, so databases can come and go
@@ -66,6 +76,7 @@ impl TargetSet {
         entries.push(Entry {
             target,
             newest: Arc::default(),
+            levels: Arc::default(),
         });
     }
 

@@ -343,6 +343,10 @@ impl CompactionTarget for TestTarget {
         TxId::new(self.txid.load(Ordering::SeqCst))
     }
 
+    fn replicated_txid(&self) -> Option<TxId> {
+        None
+    }
+
     async fn write_snapshot(&self) -> Result<FileInfo, SnapshotError> {
         self.snapshots.fetch_add(1, Ordering::SeqCst);
         let max = self.txid.load(Ordering::SeqCst);

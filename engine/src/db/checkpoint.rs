@@ -60,13 +60,13 @@ impl Db {
         let new = self.logical_wal_size()?;
         if policy.truncate_page_n > 0 && orig >= wal_bytes(page_size, policy.truncate_page_n) {
             let threshold = wal_bytes(page_size, policy.truncate_page_n);
-            match self.checkpoint(CheckpointMode::Passive, report) {
+            match self.checkpoint_synced(CheckpointMode::Passive, report, false) {
                 Ok(r) if !r.busy && self.logical_wal_size()? < threshold => return Ok(()),
                 Ok(_) => {}
                 Err(e) if e.is_busy() => {}
                 Err(e) => return Err(e),
             }
-            self.checkpoint(CheckpointMode::Truncate, report)?;
+            self.checkpoint_synced(CheckpointMode::Truncate, report, false)?;
             return Ok(());
         }
         let due = if new >= wal_bytes(page_size, policy.min_page_count) {
@@ -79,7 +79,7 @@ impl Db {
             false
         };
         if due {
-            match self.checkpoint(CheckpointMode::Passive, report) {
+            match self.checkpoint_synced(CheckpointMode::Passive, report, false) {
                 Ok(_) => {}
                 Err(e) if e.is_busy() => {}
                 Err(e) => return Err(e),
@@ -105,11 +105,25 @@ impl Db {
         mode: CheckpointMode,
         report: &mut SyncReport,
     ) -> Result<CheckpointResult> {
+        self.checkpoint_synced(mode, report, true)
+    }
+
+    /// [`checkpoint`](Self::checkpoint); `sync_first: false` when a sync
+    /// step has just run, so the write lock is taken at once (what was
+    /// committed in between is little and synced under the lock).
+    fn checkpoint_synced(
+        &mut self,
+        mode: CheckpointMode,
+        report: &mut SyncReport,
+        sync_first: bool,
+    ) -> Result<CheckpointResult> {
         let page_size = self
             .page_size()
             .ok_or(DbError::Internal("checkpoint before open"))?;
         let header_before = self.wal_header_bytes()?;
-        self.drain(report)?;
+        if sync_first || mode != CheckpointMode::Passive {
+            self.drain(report)?;
+        }
         if mode == CheckpointMode::Passive {
             self.sqlite()?.seal()?;
             if let Err(e) = self.drain(report) {
@@ -158,18 +172,15 @@ impl Db {
         Ok(result)
     }
 
-    /// Sync steps without a byte limit until nothing is left.
+    /// One sync step without a byte limit: everything committed when it
+    /// scans. It does not chase commits made meanwhile (each pass would be
+    /// one more small file while the application keeps writing); under the
+    /// seal nothing can commit, so there one step reaches the end.
     fn drain(&mut self, report: &mut SyncReport) -> Result<()> {
-        loop {
-            let step = self.sync_step(None, None)?;
-            match step.written {
-                Some(w) => report.written.push(w),
-                None => return Ok(()),
-            }
-            if step.at_wal_end {
-                return Ok(());
-            }
+        if let Some(w) = self.sync_step(None, None)?.written {
+            report.written.push(w);
         }
+        Ok(())
     }
 
     fn sqlite(&mut self) -> Result<&mut super::Sqlite> {

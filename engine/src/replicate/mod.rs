@@ -224,6 +224,7 @@ impl Replicator {
                 meta,
                 tx.clone(),
                 local_rx.clone(),
+                repl_rx.clone(),
             ));
             targets.insert(target.clone());
             tracing::info!(db = %name, replica = spec_kind(&targets, &path), "replicating");

@@ -21,6 +21,7 @@ pub(crate) struct Target {
     /// Guards nothing but the sender itself (it is cloned out to send).
     commands: Mutex<std::sync::mpsc::Sender<Command>>,
     local: watch::Receiver<TxId>,
+    replicated: watch::Receiver<TxId>,
 }
 
 impl Target {
@@ -30,6 +31,7 @@ impl Target {
         meta: MetaDir,
         commands: std::sync::mpsc::Sender<Command>,
         local: watch::Receiver<TxId>,
+        replicated: watch::Receiver<TxId>,
     ) -> Target {
         Target {
             path,
@@ -37,6 +39,7 @@ impl Target {
             meta,
             commands: Mutex::new(commands),
             local,
+            replicated,
         }
     }
 }
@@ -61,6 +64,12 @@ impl CompactionTarget for Target {
 
     fn current_txid(&self) -> TxId {
         *self.local.borrow()
+    }
+
+    fn replicated_txid(&self) -> Option<TxId> {
+        // The uploader publishes a TXID only once it and every file before
+        // it are on the replica (streamed snapshots included).
+        Some(*self.replicated.borrow())
     }
 
     async fn write_snapshot(&self) -> Result<FileInfo, SnapshotError> {
