@@ -11,6 +11,7 @@
 //! written after the replica holds the whole file, and it is the position
 //! on a restart.
 
+mod backlog;
 mod build;
 mod checkpoint;
 mod continuity;
@@ -146,6 +147,12 @@ pub struct Db {
     pending_snapshot: Option<SnapshotReason>,
     scratch: Vec<u8>,
     sink: Option<Box<dyn SnapshotSink>>,
+    /// The WAL index, opened lazily for [`Db::unsynced_frames_hint`].
+    shm: Option<File>,
+    /// Runs between the continuity check and the WAL read of a sync step,
+    /// so tests can change the WAL in that window.
+    #[cfg(test)]
+    after_check: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -177,6 +184,9 @@ impl Db {
             pending_snapshot: None,
             scratch: Vec::new(),
             sink: None,
+            shm: None,
+            #[cfg(test)]
+            after_check: None,
         }
     }
 
@@ -311,6 +321,7 @@ impl Db {
             return Ok(());
         }
         self.open = None;
+        self.shm = None;
         self.last_frame = None;
         self.last_synced_wal_offset = None;
         self.synced_to_wal_end = false;
@@ -350,6 +361,10 @@ impl Db {
             cache: self.last_frame,
         };
         let mut start = continuity::check(&wal_file, header.as_ref(), wal_len, prev, &mut check)?;
+        #[cfg(test)]
+        if let Some(hook) = self.after_check.as_mut() {
+            hook();
+        }
         if force.is_some() {
             start = continuity::Start {
                 offset: wal::HEADER_SIZE as u64,
@@ -372,8 +387,17 @@ impl Db {
             match wal::Reader::resume(&wal_file, start.offset, start.salts) {
                 Ok(r) => r,
                 Err(e) if e.is_prev_frame_mismatch() => {
-                    start.offset = wal::HEADER_SIZE as u64;
-                    start.salts = header.salts;
+                    // The WAL restarted and was overwritten since the check
+                    // above (possible while our read transaction sits on a
+                    // fully checkpointed WAL). Commits of the old generation
+                    // past our position may have been checkpointed with it:
+                    // nothing proves continuity any more (§4.2).
+                    start = continuity::Start {
+                        offset: wal::HEADER_SIZE as u64,
+                        salts: header.salts,
+                        prev_commit: 0,
+                        snapshot: Some(SnapshotReason::WalOverwritten),
+                    };
                     wal::Reader::open(&wal_file)?
                 }
                 Err(e) => return Err(e.into()),

@@ -3,8 +3,9 @@
 //! WAL kept on close, and a long read transaction that stops any checkpoint
 //! from copying frames we have not replicated yet.
 
+use std::cell::Cell;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -40,6 +41,41 @@ pub struct CheckpointResult {
     pub checkpointed: i64,
 }
 
+thread_local! {
+    /// `busy-timeout` of the database whose connections this thread uses (a
+    /// database's connections live on its monitor thread).
+    static BUSY_TIMEOUT: Cell<Duration> = const { Cell::new(Duration::from_secs(1)) };
+    /// When the current wait for a lock started.
+    static BUSY_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Longest sleep between two attempts at a lock.
+const BUSY_MAX_SLEEP: Duration = Duration::from_millis(1);
+
+/// Busy handler of our connections: retries within the busy timeout,
+/// sleeping 20 µs at first and never more than [`BUSY_MAX_SLEEP`]. SQLite's
+/// own handler backs off to 100 ms sleeps; against an application that
+/// commits back to back the write lock is free only for microseconds
+/// between its transactions, so such sleeps kept a checkpoint's seal
+/// waiting for hundreds of milliseconds while the WAL grew.
+fn retry_soon(attempt: i32) -> bool {
+    let now = Instant::now();
+    let since = BUSY_SINCE.with(|s| match (attempt, s.get()) {
+        (0, _) | (_, None) => {
+            s.set(Some(now));
+            now
+        }
+        (_, Some(t)) => t,
+    });
+    if now.duration_since(since) >= BUSY_TIMEOUT.with(Cell::get) {
+        return false;
+    }
+    let shift = u32::try_from(attempt / 8).unwrap_or(u32::MAX).min(6);
+    let sleep = Duration::from_micros(20u64 << shift).min(BUSY_MAX_SLEEP);
+    std::thread::sleep(sleep);
+    true
+}
+
 /// Two connections: `reader` holds the long read transaction and runs our
 /// checkpoints (after letting go of it); `writer` seals the database and
 /// writes the bookkeeping row.
@@ -58,8 +94,9 @@ impl Sqlite {
     pub(super) fn open(path: &Path, busy_timeout: Duration) -> Result<(Sqlite, u32)> {
         let open = |what| {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let c = Connection::open_with_flags(path, flags).map_err(DbError::sqlite(what))?;
-            c.busy_timeout(busy_timeout)
+            let mut c = Connection::open_with_flags(path, flags).map_err(DbError::sqlite(what))?;
+            BUSY_TIMEOUT.with(|t| t.set(busy_timeout));
+            c.busy_handler(Some(retry_soon))
                 .map_err(DbError::sqlite("set busy timeout"))?;
             // Only the application checkpoints automatically; ours are
             // explicit (REPLICATION.md §2 step 3).

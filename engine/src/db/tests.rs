@@ -246,6 +246,52 @@ fn unsynced_commits_checkpointed_while_stopped_force_a_snapshot() {
     }
 }
 
+/// The race behind the previous test: when the check runs, the WAL still
+/// holds the old generation (fully checkpointed, so our read transaction
+/// does not pin it); before the frames are read, the application restarts
+/// the WAL and overwrites our last frame. The unsynced commits are in the
+/// database file only: the step must become a snapshot, not an increment
+/// from the new generation's first frame.
+#[test]
+fn a_wal_restarted_between_check_and_read_forces_a_snapshot() {
+    let f = fixture(4096);
+    write(&f.app, 0, 40, 800);
+    let mut db = Db::new(opts(&f.path));
+    db.sync().unwrap();
+    write(&f.app, 40, 40, 800);
+    db.close().unwrap();
+    write(&f.app, 80, 5, 800); // never synced
+    let (busy, log, done): (i64, i64, i64) = f
+        .app
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((busy, log), (0, done), "checkpoint incomplete");
+
+    let mut db = Db::new(opts(&f.path));
+    assert!(db.ensure_open().unwrap());
+    let path = f.path.clone();
+    db.after_check = Some(Box::new(move || {
+        let app = Connection::open(&path).unwrap();
+        // A new generation, one frame or more per commit, well past our
+        // last frame.
+        for i in 0..200 {
+            write(&app, 300 + i, 1, 800);
+        }
+    }));
+    let r = db.sync().unwrap();
+    db.after_check = None;
+    assert_eq!(
+        r.written.first().map(|w| w.snapshot),
+        Some(Some(SnapshotReason::WalOverwritten)),
+        "{:?}",
+        r.written
+    );
+    db.sync().unwrap();
+    assert_eq!(rebuild(&db), logical_bytes(&f.path));
+}
+
 /// The same restart without commits after our position stays incremental:
 /// only our own synced frames were checkpointed.
 #[test]

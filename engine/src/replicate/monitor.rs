@@ -55,6 +55,10 @@ impl Monitor {
         let mut checked_replica = false;
         let mut last_sync: Option<Instant> = None;
         let mut pending = true; // sync once at start
+        // The WAL ran a checkpoint's worth ahead: sync without waiting out
+        // the interval, so the WAL stays near the checkpoint threshold
+        // whatever the write rate.
+        let mut urgent = false;
         let mut backoff = self.interval.unwrap_or(Duration::from_secs(1));
         let mut failed_at: Option<Instant> = None;
         let mut last_logged: Option<Instant> = None;
@@ -63,6 +67,7 @@ impl Monitor {
             let wait = match (self.interval, failed_at) {
                 (_, Some(at)) => backoff.saturating_sub(at.elapsed()),
                 (None, None) => Duration::from_secs(3600),
+                (Some(_), None) if urgent => Duration::ZERO,
                 (Some(iv), None) => {
                     let since = last_sync.map(|t| t.elapsed()).unwrap_or(iv);
                     if pending {
@@ -80,6 +85,7 @@ impl Monitor {
             match cmd {
                 Ok(Command::Wake(_)) => {
                     pending = true;
+                    urgent = urgent || (self.interval.is_some() && self.db.sync_is_urgent());
                     continue;
                 }
                 Ok(Command::Sync(reply)) => {
@@ -110,6 +116,7 @@ impl Monitor {
             }
             last_sync = Some(Instant::now());
             pending = false;
+            urgent = false;
             match self.sync(&mut checked_replica) {
                 Ok(_) => {
                     if failed_at.is_some() {
