@@ -22,9 +22,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::{MIN_UPLOAD_RATE, S3Settings};
+use super::credentials::{CredentialProvider, Current};
 use super::error::{ErrorKind, S3Error};
 use super::retry::{self, Jitter, RetryPolicy};
-use super::sign::{Payload, Signer};
+use super::sign::Payload;
 use super::xml;
 
 /// Largest response body read into memory (listings are ~300 KB).
@@ -82,7 +83,7 @@ pub(crate) struct Transport {
     request_timeout: Duration,
     retry: RetryPolicy,
     jitter: Jitter,
-    signer: Signer,
+    credentials: Arc<CredentialProvider>,
     user_agent: HeaderValue,
     extra_headers: Vec<(String, String)>,
 }
@@ -97,7 +98,10 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(settings: &S3Settings, signer: Signer) -> Result<Transport, String> {
+    pub(crate) fn new(
+        settings: &S3Settings,
+        credentials: Arc<CredentialProvider>,
+    ) -> Result<Transport, String> {
         let tls = tls_config(settings.skip_verify)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -122,7 +126,7 @@ impl Transport {
             request_timeout: settings.request_timeout,
             retry: settings.retry,
             jitter: Jitter::from_clock(),
-            signer,
+            credentials,
             user_agent,
             extra_headers: settings.extra_headers.clone(),
         })
@@ -140,8 +144,8 @@ impl Transport {
 
     /// Sends `call` and reads the whole response, retrying the lot.
     pub(crate) async fn execute(&self, call: &Call) -> Result<Reply, S3Error> {
-        self.with_retries(call, || async {
-            let Streaming { response, permit } = self.attempt(call).await?;
+        self.with_retries(call, |keys| async move {
+            let Streaming { response, permit } = self.attempt(call, &keys).await?;
             let (parts, body) = response.into_parts();
             let body = read_body(body, self.request_timeout, MAX_RESPONSE_BYTES).await?;
             drop(permit);
@@ -160,24 +164,54 @@ impl Transport {
 
     /// Sends `call` until a successful response's headers arrive.
     pub(crate) async fn execute_streaming(&self, call: &Call) -> Result<Streaming, S3Error> {
-        self.with_retries(call, || self.attempt(call))
+        self.with_retries(call, |keys| async move { self.attempt(call, &keys).await })
             .await
             .map(|(s, _)| s)
     }
 
-    /// Runs `f` until it succeeds, fails for good, or the attempts run out;
-    /// returns the value and the attempts it took.
+    /// Runs `f` with the current keys until it succeeds, fails for good, or
+    /// the attempts run out; returns the value and the attempts it took.
+    /// Temporary keys that S3 calls expired are replaced once, at once.
     async fn with_retries<T, F, Fut>(&self, call: &Call, mut f: F) -> Result<(T, u32), S3Error>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Arc<Current>) -> Fut,
         Fut: Future<Output = Result<T, ErrorKind>>,
     {
         let mut attempt = 0;
+        let mut renewed = false;
         loop {
             attempt += 1;
-            match f().await {
+            let outcome = match self.credentials.get().await {
+                Ok(keys) => f(Arc::clone(&keys)).await.map_err(|e| (e, Some(keys))),
+                Err(e) => Err((
+                    ErrorKind::Credentials {
+                        message: e.message,
+                        transient: e.transient,
+                    },
+                    None,
+                )),
+            };
+            let kind = match outcome {
                 Ok(v) => return Ok((v, attempt)),
-                Err(kind) if attempt < self.retry.max_attempts && retry::is_retryable(&kind) => {
+                Err((kind, Some(keys)))
+                    if !renewed && rejects_keys(&kind) && self.credentials.is_dynamic() =>
+                {
+                    renewed = true;
+                    tracing::info!(
+                        op = call.op,
+                        target = %call.target,
+                        source = %self.credentials.source(),
+                        error = %kind,
+                        "S3 rejected the temporary credentials; fetching new ones"
+                    );
+                    self.credentials.reject(&keys);
+                    attempt -= 1;
+                    continue;
+                }
+                Err((kind, _)) => kind,
+            };
+            match kind {
+                kind if attempt < self.retry.max_attempts && retry::is_retryable(&kind) => {
                     let delay = self.backoff(attempt);
                     // One failure is routine for S3; two in a row is worth
                     // telling (an outage would otherwise be silent until the
@@ -203,7 +237,7 @@ impl Transport {
                     }
                     tokio::time::sleep(delay).await;
                 }
-                Err(kind) => {
+                kind => {
                     return Err(S3Error {
                         op: call.op,
                         target: call.target.clone().into_boxed_str(),
@@ -222,12 +256,12 @@ impl Transport {
     }
 
     /// One attempt: sign, send, and turn an error status into an error.
-    async fn attempt(&self, call: &Call) -> Result<Streaming, ErrorKind> {
+    async fn attempt(&self, call: &Call, keys: &Current) -> Result<Streaming, ErrorKind> {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|_| ErrorKind::Invalid("the S3 client was shut down".to_owned()))?;
-        let request = self.build(call)?;
+        let request = self.build(call, keys)?;
         let response = match tokio::time::timeout(
             self.timeout_for(call),
             self.client.request(request),
@@ -248,7 +282,7 @@ impl Transport {
         Err(status_error(parts.status, &parts.headers, &body))
     }
 
-    fn build(&self, call: &Call) -> Result<Request<Full<Bytes>>, ErrorKind> {
+    fn build(&self, call: &Call, keys: &Current) -> Result<Request<Full<Bytes>>, ErrorKind> {
         let length = call.body.len().to_string();
         let mut headers: Vec<(&str, &str)> = vec![("host", call.host.as_str())];
         if call.method == Method::PUT || call.method == Method::POST {
@@ -260,7 +294,7 @@ impl Transport {
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         );
-        let signed = self
+        let signed = keys
             .signer
             .sign(
                 &call.region,
@@ -292,6 +326,16 @@ impl Transport {
             .body(Full::new(call.body.clone()))
             .map_err(|e| ErrorKind::Signing(format!("building the request: {e}")))
     }
+}
+
+/// Whether S3 refused the keys themselves as expired or invalid, which new
+/// temporary keys may fix.
+fn rejects_keys(kind: &ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Status { status: 400 | 403, code: Some(code), .. }
+            if matches!(code.as_str(), "ExpiredToken" | "InvalidToken" | "RequestExpired" | "TokenRefreshRequired")
+    )
 }
 
 /// Reads a body whole, within `timeout`, refusing more than `limit` bytes.
@@ -393,7 +437,7 @@ fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
 /// process-wide default, which panics if another provider is also linked),
 /// and the webpki root certificates plus the system's trust store (so a CA
 /// an administrator installed, or `SSL_CERT_FILE`, is honoured).
-fn tls_config(skip_verify: bool) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn tls_config(skip_verify: bool) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()

@@ -52,6 +52,13 @@ pub(crate) enum ErrorKind {
     Signing(String),
     /// The object changed while it was being read (`If-Match` failed).
     Precondition,
+    /// No keys to sign with: the credential source failed.
+    Credentials {
+        /// What failed, naming the source and what to fix.
+        message: String,
+        /// Asking the source again later may help.
+        transient: bool,
+    },
 }
 
 impl fmt::Display for ErrorKind {
@@ -87,6 +94,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Body(e) => write!(f, "reading the data to upload: {e}"),
             ErrorKind::Signing(e) => write!(f, "signing the request: {e}"),
             ErrorKind::Precondition => f.write_str("the object changed while it was read"),
+            ErrorKind::Credentials { message, .. } => {
+                write!(f, "getting S3 credentials: {message}")
+            }
         }
     }
 }
@@ -167,6 +177,11 @@ impl S3Error {
                     source,
                 };
             }
+            // The message names the source and the fix already.
+            ErrorKind::Credentials {
+                message,
+                transient: false,
+            } => return crate::Error::Config(format!("{op} {target}: {message}")),
             other => other,
         };
         let code = match &kind {
@@ -192,8 +207,13 @@ impl S3Error {
                 ctx.access_key_id, ctx.source, ctx.endpoint
             )),
             ("ExpiredToken" | "InvalidToken" | "TokenRefreshRequired", _) => config(format!(
-                "authentication failed: the session token from {} is expired or invalid",
-                ctx.source
+                "authentication failed: the session token from {} is expired or invalid{}",
+                ctx.source,
+                if ctx.dynamic {
+                    " even after fetching new credentials; check the clock of this machine"
+                } else {
+                    "; renew it"
+                }
             )),
             (
                 "AuthorizationHeaderMalformed"
@@ -239,6 +259,9 @@ pub(crate) struct Context<'a> {
     pub(crate) region: &'a str,
     pub(crate) access_key_id: &'a str,
     pub(crate) source: &'a CredentialSource,
+    /// The keys are fetched, so one refused as expired was already
+    /// replaced once before the error.
+    pub(crate) dynamic: bool,
 }
 
 #[cfg(test)]
@@ -265,6 +288,7 @@ mod tests {
             region: "us-east-1",
             access_key_id: "AKID",
             source: &CredentialSource::LitestreamEnv,
+            dynamic: false,
         }
     }
 

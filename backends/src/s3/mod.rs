@@ -5,10 +5,10 @@
 //!
 //! Built directly on hyper, rustls (ring) and `aws-sigv4`, without an AWS
 //! SDK. The pieces: [`config`] (settings, addressing, key encoding),
-//! `credentials` (the key chain), `sign` (SigV4), `client` (pool, timeouts,
-//! retries), `retry` (backoff and the one retry classifier), `ops` (the S3
-//! calls), `read` (resumable ranged downloads), `multipart` (streamed
-//! uploads), `xml`, `error` and `time`.
+//! `credentials` (the key chain, and renewal of temporary keys), `sign`
+//! (SigV4), `client` (pool, timeouts, retries), `retry` (backoff and the one
+//! retry classifier), `ops` (the S3 calls), `read` (resumable ranged
+//! downloads), `multipart` (streamed uploads), `xml`, `error` and `time`.
 
 mod client;
 pub mod config;
@@ -46,7 +46,7 @@ pub use retry::{DEFAULT_BASE_DELAY, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_DELAY, Ret
 use crate::{ByteRange, ByteStream, Error, FileId, FileInfo, ReplicaClient, Result};
 use client::Transport;
 use config::{Addressing, DEFAULT_REGION, ObjectKey};
-use credentials::Credentials;
+use credentials::{Chain, CredentialProvider};
 use error::{Context, S3Error};
 use ops::Location;
 
@@ -65,7 +65,7 @@ pub struct S3Replica {
 pub(crate) struct Inner {
     settings: S3Settings,
     transport: Transport,
-    credentials: Credentials,
+    credentials: Arc<CredentialProvider>,
     /// Region and addressing; set at construction unless the region has to
     /// be looked up.
     location: OnceCell<Location>,
@@ -84,23 +84,32 @@ impl fmt::Debug for S3Replica {
             .field("path", &s.path)
             .field("endpoint", &s.endpoint)
             .field("region", &s.region)
-            .field("credentials", &self.inner.credentials.source)
+            .field("credentials", self.inner.credentials.source())
             .finish_non_exhaustive()
     }
 }
 
 impl S3Replica {
-    /// A client for `settings`. Resolves the credentials now (so a missing
-    /// key is reported at start-up) but sends no request.
+    /// A client for `settings`. Decides where the credentials come from now
+    /// (so a missing key or a broken profile is reported at start-up) but
+    /// sends no request: temporary credentials are fetched by the first.
     pub fn new(settings: S3Settings) -> Result<S3Replica> {
         settings.validate().map_err(Error::Config)?;
-        let credentials = credentials::resolve_from_process(
+        let chain = credentials::resolve_from_process(
             settings.access_key_id.as_deref(),
             settings.secret_access_key.as_ref(),
         )
         .map_err(Error::Config)?;
+        S3Replica::with_chain(settings, chain)
+    }
+
+    /// A client for `settings` with credentials (and perhaps a region) from
+    /// `chain`.
+    pub(crate) fn with_chain(settings: S3Settings, chain: Chain) -> Result<S3Replica> {
+        settings.validate().map_err(Error::Config)?;
+        let credentials = Arc::new(chain.provider);
         let transport =
-            Transport::new(&settings, sign::Signer::new(&credentials)).map_err(Error::Config)?;
+            Transport::new(&settings, Arc::clone(&credentials)).map_err(Error::Config)?;
 
         let mut sse_headers = Vec::new();
         let mut write_headers = Vec::new();
@@ -141,10 +150,13 @@ impl S3Replica {
             }
         }
 
+        // The configured region, else AWS_REGION or the profile's (as the
+        // AWS SDKs do), else looked up or the default.
         let region = settings
             .region
             .clone()
             .filter(|r| !r.is_empty())
+            .or(chain.region)
             .or_else(|| {
                 settings
                     .endpoint
@@ -175,9 +187,9 @@ impl S3Replica {
         &self.inner.settings
     }
 
-    /// Which link of the credential chain supplied the keys.
+    /// Which link of the credential chain supplies the keys.
     pub fn credential_source(&self) -> &CredentialSource {
-        &self.inner.credentials.source
+        self.inner.credentials.source()
     }
 
     /// The key prefix of a level: `<path>/<level %04x>/`.
@@ -208,12 +220,14 @@ impl Inner {
                 self.settings.region.as_deref().unwrap_or(DEFAULT_REGION),
             ),
         };
+        let access_key_id = self.credentials.access_key_id().unwrap_or_default();
         e.into_backend(&Context {
             bucket: &self.settings.bucket,
             endpoint: &endpoint,
             region,
-            access_key_id: &self.credentials.access_key_id,
-            source: &self.credentials.source,
+            access_key_id: &access_key_id,
+            source: self.credentials.source(),
+            dynamic: self.credentials.is_dynamic(),
         })
     }
 }

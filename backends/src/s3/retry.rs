@@ -92,6 +92,7 @@ pub(crate) fn is_retryable(kind: &ErrorKind) -> bool {
         }
         ErrorKind::Timeout(_) => true,
         ErrorKind::Transport { tls, .. } => !tls,
+        ErrorKind::Credentials { transient, .. } => *transient,
         ErrorKind::Invalid(_)
         | ErrorKind::Body(_)
         | ErrorKind::Signing(_)
@@ -180,6 +181,20 @@ mod tests {
                 false,
             ),
             (ErrorKind::Invalid("no ETag".into()), false),
+            (
+                ErrorKind::Credentials {
+                    message: "STS throttled".into(),
+                    transient: true,
+                },
+                true,
+            ),
+            (
+                ErrorKind::Credentials {
+                    message: "AccessDenied".into(),
+                    transient: false,
+                },
+                false,
+            ),
             (ErrorKind::Precondition, false),
         ] {
             assert_eq!(is_retryable(&kind), want, "{kind:?}");

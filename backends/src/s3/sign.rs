@@ -54,6 +54,8 @@ fn hex(bytes: &[u8]) -> String {
 /// Signs requests with one set of keys.
 pub(crate) struct Signer {
     identity: Identity,
+    /// The service signed for: `s3`, or `sts` for `AssumeRole`.
+    service: &'static str,
 }
 
 impl std::fmt::Debug for Signer {
@@ -63,7 +65,13 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// A signer for S3.
     pub(crate) fn new(creds: &Credentials) -> Signer {
+        Signer::for_service(creds, "s3")
+    }
+
+    /// A signer for another AWS service.
+    pub(crate) fn for_service(creds: &Credentials, service: &'static str) -> Signer {
         let aws = AwsCredentials::new(
             creds.access_key_id.clone(),
             creds.secret_access_key.expose().to_owned(),
@@ -73,6 +81,7 @@ impl Signer {
         );
         Signer {
             identity: aws.into(),
+            service,
         }
     }
 
@@ -96,7 +105,7 @@ impl Signer {
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(region)
-            .name("s3")
+            .name(self.service)
             .time(time)
             .settings(settings)
             .build()
@@ -138,6 +147,7 @@ mod tests {
             secret_access_key: SecretString::new(SECRET_KEY),
             session_token: None,
             source: CredentialSource::Config,
+            expires: None,
         })
     }
 
@@ -261,6 +271,7 @@ mod tests {
             secret_access_key: SecretString::new(SECRET_KEY),
             session_token: Some(SecretString::new("TOKEN")),
             source: CredentialSource::AwsEnv,
+            expires: None,
         };
         let out = Signer::new(&creds)
             .sign(
@@ -278,5 +289,31 @@ mod tests {
         assert!(auth.contains("x-amz-security-token"), "{auth}");
         creds.session_token = None;
         assert!(format!("{:?}", Signer::new(&creds)).contains(".."));
+    }
+
+    #[test]
+    fn other_services_get_their_own_scope() {
+        let creds = Credentials {
+            access_key_id: ACCESS_KEY.to_owned(),
+            secret_access_key: SecretString::new(SECRET_KEY),
+            session_token: None,
+            source: CredentialSource::Config,
+            expires: None,
+        };
+        let out = Signer::for_service(&creds, "sts")
+            .sign(
+                "eu-west-1",
+                example_time(),
+                "POST",
+                "https://sts.eu-west-1.amazonaws.com/",
+                &[("host", "sts.eu-west-1.amazonaws.com")],
+                &Payload::of(b"Action=AssumeRole", true),
+            )
+            .unwrap();
+        let auth = &out.iter().find(|(n, _)| *n == "authorization").unwrap().1;
+        assert!(
+            auth.contains("Credential=AKIAIOSFODNN7EXAMPLE/20130524/eu-west-1/sts/aws4_request"),
+            "{auth}"
+        );
     }
 }

@@ -2,9 +2,13 @@
 //! with a free port and stopped when they end (also on failure): s3s-fs,
 //! which checks SigV4 signatures, and moto, a differently built S3
 //! emulator; the same suite runs against both (`s3s_fs::…`, `moto::…`),
-//! plus a fault-injecting proxy in front of each. A missing server fails
-//! the tests rather than skipping them.
+//! plus a fault-injecting proxy in front of each. Fetched credentials
+//! (`creds`) run against moto's STS and S3 and against fake metadata and
+//! container endpoints (`endpoint`). A missing server fails the tests
+//! rather than skipping them.
 
+mod creds;
+mod endpoint;
 mod faults;
 mod ops;
 mod proxy;

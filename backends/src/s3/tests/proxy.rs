@@ -40,6 +40,8 @@ pub(super) enum Fault {
     StallBody,
     /// Wait this long, then close the connection without forwarding.
     Stall(Duration),
+    /// Answer with this status and S3 error code, not forwarded.
+    Reject(u16, &'static str),
 }
 
 /// A request as the rule sees it.
@@ -48,6 +50,8 @@ pub(super) struct Seen<'a> {
     pub(super) path_and_query: &'a str,
     /// 0-based number of the request at this proxy.
     pub(super) n: u64,
+    /// The access key id the request was signed with.
+    pub(super) access_key_id: Option<&'a str>,
 }
 
 type Rule = Box<dyn Fn(&Seen<'_>) -> Option<Fault> + Send + Sync>;
@@ -162,10 +166,18 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
+    let access_key_id = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|v| v.split('/').next())
+        .map(str::to_owned);
     let fault = (shared.rule)(&Seen {
         method: req.method(),
         path_and_query: &path_and_query,
         n,
+        access_key_id: access_key_id.as_deref(),
     });
     let count = |c: &AtomicU64| {
         c.fetch_add(1, Ordering::Relaxed);
@@ -183,6 +195,7 @@ async fn handle(
             count(&st.slow_down);
             return Ok(s3_error(503, "SlowDown"));
         }
+        Some(Fault::Reject(status, code)) => return Ok(s3_error(status, code)),
         Some(Fault::ResetBefore) => {
             count(&st.reset_before);
             return Err(io::Error::other("injected reset"));
