@@ -8,6 +8,7 @@
 pub mod compact;
 pub mod config;
 pub mod db;
+pub mod metrics;
 pub mod replicate;
 pub mod restore;
 pub mod setup;

@@ -148,5 +148,6 @@ pub fn replicate_options(
         },
         shutdown_sync_timeout: config.shutdown_sync_timeout,
         shutdown_sync_interval: config.shutdown_sync_interval,
+        metrics: crate::metrics::Metrics::new(),
     })
 }

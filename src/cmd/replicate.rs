@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use engine::config::Config;
+use engine::metrics::server::MetricsServer;
 use engine::replicate::Replicator;
 use engine::restore::{self, Conditions, Outcome, RestoreOptions};
 use engine::setup;
@@ -45,7 +46,9 @@ pub(crate) fn run(args: ReplicateArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("validation.interval: not available in this version of freshet; ignored");
     }
     if let Some(addr) = &config.addr {
-        tracing::warn!(%addr, "addr: the metrics endpoint is not available in this version of freshet; ignored");
+        // Refuse a malformed address before any database is touched; the
+        // listener itself starts after them (CLI_CONFIG.md §2.1).
+        engine::metrics::server::parse_addr(addr)?;
     }
     let exec_cmd = args.exec.clone().or_else(|| config.exec.clone());
     if args.once && args.exec.is_some() {
@@ -73,10 +76,27 @@ async fn replicate(
         }
     }
     let opts = setup::replicate_options(&config, &dbs, args.once)?;
+    let metrics = opts.metrics.clone();
     let replicator = Replicator::start(opts)?;
+    let server = match &config.addr {
+        Some(addr) => match MetricsServer::start(addr, metrics).await {
+            Ok(s) => {
+                tracing::info!(addr = %s.local_addr(), "serving metrics at /metrics");
+                Some(s)
+            }
+            Err(e) => {
+                // Release the databases cleanly before failing start-up.
+                let _ = shutdown(replicator).await;
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
 
     if args.once {
-        return once(replicator, &config, &dbs, &args).await;
+        let r = once(replicator, &config, &dbs, &args).await;
+        stop_server(server).await;
+        return r;
     }
 
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -113,6 +133,7 @@ async fn replicate(
         }
     }
     let incomplete = shutdown(replicator).await;
+    stop_server(server).await;
     if let Some(status) = child_failed {
         bail!("exec command failed: {status}");
     }
@@ -175,6 +196,12 @@ async fn once(
         bail!("the one-time sync failed; see the log above");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn stop_server(server: Option<MetricsServer>) {
+    if let Some(s) = server {
+        s.stop().await;
+    }
 }
 
 /// Final sync and uploads; logs each database's outcome. Returns an error

@@ -36,6 +36,6 @@ pub use config::{
 };
 pub use error::{CompactError, SnapshotError};
 pub use level::{LevelOutcome, NewestFiles, compact_one_level};
-pub use retention::{RetentionReport, enforce_l0_retention, enforce_snapshot_retention};
+pub use retention::{L0Scan, RetentionReport, enforce_l0_retention, enforce_snapshot_retention};
 pub use schedule::{NOT_READY_RETRIES, NOT_READY_RETRY_DELAY, Scheduler};
 pub use target::{CompactionTarget, TargetSet};

@@ -27,6 +27,20 @@ pub struct RetentionReport {
     /// Snapshot retention only: lower-level files ending below this TXID
     /// were eligible for deletion (0: none).
     pub floor: Option<TxId>,
+    /// Level-0 retention only: how the listed files stood.
+    pub l0_scan: Option<L0Scan>,
+}
+
+/// Level-0 files by retention status at one scan (§7.2), as Litestream's
+/// `litestream_l0_retention_files_total` reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct L0Scan {
+    /// Marked for deletion: covered by level 1 and old enough.
+    pub eligible: usize,
+    /// Old enough but not yet covered by level 1.
+    pub not_compacted: usize,
+    /// Newer than the retention threshold.
+    pub too_recent: usize,
 }
 
 impl RetentionReport {
@@ -125,24 +139,32 @@ pub async fn enforce_l0_retention(
 
     let l0 = list(client, 0).await?;
     let mut marked = Vec::new();
+    let mut scan = L0Scan::default();
     let mut walked_to_end = true;
-    for file in &l0 {
+    for (i, file) in l0.iter().enumerate() {
         let created = if file.created_at > UNIX_EPOCH {
             file.created_at
         } else {
             local_mtime(local_l0, file.id).await.unwrap_or(threshold)
         };
         if created > threshold {
+            // The walk stops here: this file and every later one wait.
+            scan.too_recent = l0.len() - i;
             walked_to_end = false;
             break;
         }
         if file.id.max_txid <= max_l1 {
             marked.push(file.id);
+        } else {
+            scan.not_compacted += 1;
         }
     }
     if walked_to_end && marked.last() == l0.last().map(|f| &f.id) {
+        // The newest file always stays; it is in none of the counts.
         marked.pop();
     }
+    scan.eligible = marked.len();
+    report.l0_scan = Some(scan);
 
     let local_ltx = local_l0.and_then(Path::parent);
     remove(client, &marked, remote_enabled, local_ltx, &mut report).await?;
@@ -438,6 +460,15 @@ mod tests {
         let report = l0_retention(&fx, true).await;
         assert_eq!(report.remote, l0_ids(1, 3));
         assert_eq!(fx.list(0).await, l0_ids(4, 10));
+        // 1..=3 go, 4..=7 are old enough but not in level 1, 8..=10 are
+        // newer than the threshold (the litestream_l0_retention_files_total
+        // gauge, CLI_CONFIG.md §6).
+        let scan = L0Scan {
+            eligible: 3,
+            not_compacted: 4,
+            too_recent: 3,
+        };
+        assert_eq!(report.l0_scan, Some(scan));
     }
 
     #[tokio::test]

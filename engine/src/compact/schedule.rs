@@ -304,6 +304,13 @@ impl Scheduler {
             local.as_deref(),
         )
         .await;
+        if let Ok(RetentionReport {
+            l0_scan: Some(scan),
+            ..
+        }) = &result
+        {
+            target.record_l0_retention(scan);
+        }
         log_retention(target.db_path(), 0, result);
     }
 }

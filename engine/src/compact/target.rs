@@ -41,6 +41,10 @@ pub trait CompactionTarget: Send + Sync + fmt::Debug {
     /// Writes a full snapshot of the live database at its current position
     /// to level 9 (REPLICATION.md §8) and returns the file written.
     async fn write_snapshot(&self) -> Result<FileInfo, SnapshotError>;
+
+    /// Told the outcome of each level-0 retention scan, for the
+    /// `litestream_l0_retention_files_total` gauge (CLI_CONFIG.md §6).
+    fn record_l0_retention(&self, _scan: &super::L0Scan) {}
 }
 
 /// A database in a [`TargetSet`] with its cache of newest files per level.

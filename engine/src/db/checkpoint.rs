@@ -2,7 +2,7 @@
 //! checkpoint, so no committed frame is ever copied into the database file
 //! and removed from the WAL before it was replicated.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::continuity::SnapshotReason;
 use super::error::{DbError, Result};
@@ -112,6 +112,20 @@ impl Db {
     /// step has just run, so the write lock is taken at once (what was
     /// committed in between is little and synced under the lock).
     fn checkpoint_synced(
+        &mut self,
+        mode: CheckpointMode,
+        report: &mut SyncReport,
+        sync_first: bool,
+    ) -> Result<CheckpointResult> {
+        let started = Instant::now();
+        let result = self.checkpoint_steps(mode, report, sync_first);
+        if let Some(m) = &self.checkpoint_metrics {
+            m.record(mode.as_str(), started.elapsed(), result.is_ok());
+        }
+        result
+    }
+
+    fn checkpoint_steps(
         &mut self,
         mode: CheckpointMode,
         report: &mut SyncReport,

@@ -147,6 +147,7 @@ pub struct Db {
     pending_snapshot: Option<SnapshotReason>,
     scratch: Vec<u8>,
     sink: Option<Box<dyn SnapshotSink>>,
+    checkpoint_metrics: Option<crate::metrics::CheckpointMetrics>,
     /// The WAL index, opened lazily for [`Db::unsynced_frames_hint`].
     shm: Option<File>,
     /// Runs between the continuity check and the WAL read of a sync step,
@@ -184,6 +185,7 @@ impl Db {
             pending_snapshot: None,
             scratch: Vec::new(),
             sink: None,
+            checkpoint_metrics: None,
             shm: None,
             #[cfg(test)]
             after_check: None,
@@ -193,6 +195,16 @@ impl Db {
     /// Sends full-snapshot L0 files to `sink` instead of staging them.
     pub fn set_snapshot_sink(&mut self, sink: Box<dyn SnapshotSink>) {
         self.sink = Some(sink);
+    }
+
+    /// Counts checkpoints into `m` (CLI_CONFIG.md §6).
+    pub fn set_checkpoint_metrics(&mut self, m: crate::metrics::CheckpointMetrics) {
+        self.checkpoint_metrics = Some(m);
+    }
+
+    /// The `-wal` file.
+    pub fn wal_path(&self) -> &Path {
+        &self.wal_path
     }
 
     /// The database file.

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::compact::{CompactionConfig, Scheduler, SystemClock, TargetSet};
 use crate::db::{Db, DbOptions, SyncReport};
+use crate::metrics::{MeteredClient, Metrics};
 use monitor::{Command, Monitor};
 pub use uploader::{UploadError, Uploader};
 
@@ -78,6 +79,8 @@ pub struct ReplicateOptions {
     pub shutdown_sync_timeout: Duration,
     /// `shutdown-sync-interval`.
     pub shutdown_sync_interval: Duration,
+    /// Where the databases' and replicas' series go (CLI_CONFIG.md §6).
+    pub metrics: Arc<Metrics>,
 }
 
 /// Where one database stands.
@@ -169,10 +172,19 @@ impl Replicator {
         let targets = TargetSet::new();
         let mut watcher = wake::Watcher::new();
         let mut dbs = Vec::new();
-        for spec in opts.dbs {
+        for mut spec in opts.dbs {
             let path = spec.db.path.clone();
             let name = path.display().to_string();
+            // Every request of the daemon to the replica is counted here,
+            // whatever the backend.
+            let kind = spec.client.kind();
+            spec.client = Arc::new(MeteredClient::new(
+                spec.client,
+                opts.metrics.replica_ops(kind),
+            ));
+            let db_metrics = opts.metrics.db(&path);
             let mut db = Db::new(spec.db);
+            db.set_checkpoint_metrics(db_metrics.checkpoints.clone());
             db.set_snapshot_sink(Box::new(stream::ReplicaSink {
                 client: spec.client.clone(),
                 runtime: runtime.clone(),
@@ -194,6 +206,7 @@ impl Replicator {
                 local: local_tx,
                 interval: spec.monitor_interval,
                 name: name.clone(),
+                metrics: db_metrics.clone(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!(
@@ -218,6 +231,7 @@ impl Replicator {
                 spec.sync_interval,
                 stop_rx.clone(),
             ));
+            tokio::spawn(confirmations(repl_rx.clone(), db_metrics.clone()));
             let target = Arc::new(target::Target::new(
                 path.clone(),
                 spec.client,
@@ -225,6 +239,7 @@ impl Replicator {
                 tx.clone(),
                 local_rx.clone(),
                 repl_rx.clone(),
+                db_metrics,
             ));
             targets.insert(target.clone());
             tracing::info!(db = %name, replica = spec_kind(&targets, &path), "replicating");
@@ -426,6 +441,16 @@ impl Replicator {
             local_txid: local,
             replica_txid: replica,
         })
+    }
+}
+
+/// Feeds the uploader's published replica position into the lag tracker
+/// and `freshet_replica_txid`; ends when the uploader is gone.
+async fn confirmations(mut replicated: watch::Receiver<TxId>, metrics: crate::metrics::DbMetrics) {
+    while replicated.changed().await.is_ok() {
+        let pos = *replicated.borrow_and_update();
+        metrics.lag.confirmed(pos, Instant::now());
+        metrics.replica_txid.set(pos.get() as f64);
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::wake::Wake;
 use crate::db::{Db, DbError, SyncReport};
+use crate::metrics::DbMetrics;
 
 /// Backoff ceiling after sync errors (REPLICATION.md §11).
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -46,6 +47,7 @@ pub(crate) struct Monitor {
     /// syncs; `None` disables background syncs (explicit ones still run).
     pub(crate) interval: Option<Duration>,
     pub(crate) name: String,
+    pub(crate) metrics: DbMetrics,
 }
 
 impl Monitor {
@@ -84,6 +86,8 @@ impl Monitor {
             };
             match cmd {
                 Ok(Command::Wake(_)) => {
+                    // The lag of a change starts when it is first noticed.
+                    self.metrics.lag.woke(Instant::now());
                     pending = true;
                     urgent = urgent || (self.interval.is_some() && self.db.sync_is_urgent());
                     continue;
@@ -145,7 +149,47 @@ impl Monitor {
         }
     }
 
+    /// One sync step with its metrics (CLI_CONFIG.md §6); publishes the
+    /// local position once the lag tracker knows the files behind it, so
+    /// the uploader's confirmation can never arrive first.
     fn sync(&mut self, checked_replica: &mut bool) -> Result<SyncReport, DbError> {
+        let started = Instant::now();
+        let result = self.sync_step(checked_replica);
+        let m = &self.metrics;
+        m.sync_count.inc();
+        m.sync_seconds.inc_by(started.elapsed().as_secs_f64());
+        let txid = self.db.txid();
+        match &result {
+            Ok(report) => {
+                m.disk_full.set(0.0);
+                let written: Vec<TxId> = report.written.iter().map(|w| w.txid).collect();
+                m.lag.synced(&written, txid, started);
+                let wal: u64 = report.written.iter().map(|w| w.wal_bytes).sum();
+                m.total_wal_bytes.inc_by(wal as f64);
+                m.txid.set(txid.get() as f64);
+                if let Some(offset) = self.db.synced_wal_offset() {
+                    m.wal_size.set(offset as f64);
+                }
+                let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |md| md.len());
+                m.db_size.set(size(self.db.path()) as f64);
+                m.wal_bytes.set(size(self.db.wal_path()) as f64);
+            }
+            Err(e) => {
+                m.sync_errors.inc();
+                m.disk_full.set(if e.is_disk_full() { 1.0 } else { 0.0 });
+                m.lag.sync_failed(started);
+            }
+        }
+        // Publish the position whenever it moved: after new files, and on
+        // the first open after a restart, when files staged by the previous
+        // run (and perhaps never uploaded) are the position.
+        if result.is_ok() && *self.local.borrow() != txid {
+            self.local.send_replace(txid);
+        }
+        result
+    }
+
+    fn sync_step(&mut self, checked_replica: &mut bool) -> Result<SyncReport, DbError> {
         if !self.db.ensure_open()? {
             return Ok(SyncReport::default());
         }
@@ -166,12 +210,6 @@ impl Monitor {
         }
         for (mode, r) in &report.checkpoints {
             tracing::debug!(db = %self.name, mode = mode.as_str(), busy = r.busy, frames = r.log_frames, "checkpoint");
-        }
-        // Publish the position whenever it moved: after new files, and on
-        // the first open after a restart, when files staged by the previous
-        // run (and perhaps never uploaded) are the position.
-        if *self.local.borrow() != self.db.txid() {
-            self.local.send_replace(self.db.txid());
         }
         Ok(report)
     }

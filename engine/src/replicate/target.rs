@@ -9,8 +9,9 @@ use ltx::TxId;
 use tokio::sync::{oneshot, watch};
 
 use super::monitor::Command;
-use crate::compact::{CompactionTarget, SnapshotError};
+use crate::compact::{CompactionTarget, L0Scan, SnapshotError};
 use crate::db::MetaDir;
+use crate::metrics::DbMetrics;
 
 /// A database under replication, for the schedules.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ pub(crate) struct Target {
     commands: Mutex<std::sync::mpsc::Sender<Command>>,
     local: watch::Receiver<TxId>,
     replicated: watch::Receiver<TxId>,
+    metrics: DbMetrics,
 }
 
 impl Target {
@@ -32,6 +34,7 @@ impl Target {
         commands: std::sync::mpsc::Sender<Command>,
         local: watch::Receiver<TxId>,
         replicated: watch::Receiver<TxId>,
+        metrics: DbMetrics,
     ) -> Target {
         Target {
             path,
@@ -40,6 +43,7 @@ impl Target {
             commands: Mutex::new(commands),
             local,
             replicated,
+            metrics,
         }
     }
 }
@@ -70,6 +74,11 @@ impl CompactionTarget for Target {
         // The uploader publishes a TXID only once it and every file before
         // it are on the replica (streamed snapshots included).
         Some(*self.replicated.borrow())
+    }
+
+    fn record_l0_retention(&self, scan: &L0Scan) {
+        self.metrics
+            .l0_retention(scan.eligible, scan.not_compacted, scan.too_recent);
     }
 
     async fn write_snapshot(&self) -> Result<FileInfo, SnapshotError> {

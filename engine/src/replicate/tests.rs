@@ -78,6 +78,7 @@ async fn replicates_a_workload_that_litestream_restores() {
         compaction: Some(crate::compact::CompactionConfig::default()),
         shutdown_sync_timeout: Duration::from_secs(10),
         shutdown_sync_interval: Duration::from_millis(100),
+        metrics: Default::default(),
     };
     let r = Replicator::start(opts).unwrap();
     for round in 0..40 {
@@ -161,6 +162,7 @@ async fn staged_files_from_a_previous_run_are_uploaded_without_new_writes() {
         compaction: None,
         shutdown_sync_timeout: Duration::from_secs(5),
         shutdown_sync_interval: Duration::from_millis(50),
+        metrics: Default::default(),
     })
     .unwrap();
     assert!(
@@ -256,6 +258,7 @@ async fn a_failed_snapshot_upload_leaves_nothing_and_the_next_one_succeeds() {
         compaction: None,
         shutdown_sync_timeout: Duration::from_secs(5),
         shutdown_sync_interval: Duration::from_millis(50),
+        metrics: Default::default(),
     })
     .unwrap();
     r.sync(&path).await.unwrap();

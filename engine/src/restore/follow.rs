@@ -416,6 +416,7 @@ mod tests {
             compaction: None,
             shutdown_sync_timeout: Duration::from_secs(5),
             shutdown_sync_interval: Duration::from_millis(50),
+            metrics: Default::default(),
         };
         let rep = Replicator::start(opts).unwrap();
         assert!(rep.wait_replicated(Duration::from_secs(10)).await);
