@@ -155,13 +155,7 @@ impl Container {
 /// `{"AccessKeyId", "SecretAccessKey", "Token", "Expiration", …}`.
 pub(crate) fn parse(body: &[u8], source: &CredentialSource) -> Result<Credentials, String> {
     let k = parse_json_keys(body, "Token")?;
-    Ok(Credentials {
-        access_key_id: k.access_key_id,
-        secret_access_key: SecretString::new(k.secret_access_key),
-        session_token: k.session_token.map(SecretString::new),
-        source: source.clone(),
-        expires: k.expiration,
-    })
+    Ok(k.into_credentials(source))
 }
 
 #[cfg(test)]

@@ -137,6 +137,19 @@ impl std::fmt::Debug for JsonKeys {
     }
 }
 
+impl JsonKeys {
+    /// The keys as credentials from `source`.
+    pub(crate) fn into_credentials(self, source: &super::CredentialSource) -> super::Credentials {
+        super::Credentials {
+            access_key_id: self.access_key_id,
+            secret_access_key: super::SecretString::new(self.secret_access_key),
+            session_token: self.session_token.map(super::SecretString::new),
+            source: source.clone(),
+            expires: self.expiration,
+        }
+    }
+}
+
 /// A top-level string field of a JSON document, if it is one (for error
 /// documents: `code`, `message`).
 pub(crate) fn json_text(body: &[u8], name: &str) -> Option<String> {

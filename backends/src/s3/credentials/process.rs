@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::net::parse_json_keys;
 use super::provider::FetchError;
-use super::{CredentialSource, Credentials, SecretString};
+use super::{CredentialSource, Credentials};
 
 /// Longest a credential command may run.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
@@ -86,17 +86,12 @@ pub(crate) fn parse(
             crate::s3::time::format_millis(ms)
         ));
     }
-    Ok(Credentials {
-        access_key_id: k.access_key_id,
-        secret_access_key: SecretString::new(k.secret_access_key),
-        session_token: k.session_token.map(SecretString::new),
-        source: source.clone(),
-        expires: k.expiration,
-    })
+    Ok(k.into_credentials(source))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::SecretString;
     use super::*;
 
     fn source() -> CredentialSource {
