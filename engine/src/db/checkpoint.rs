@@ -60,13 +60,13 @@ impl Db {
         let new = self.logical_wal_size()?;
         if policy.truncate_page_n > 0 && orig >= wal_bytes(page_size, policy.truncate_page_n) {
             let threshold = wal_bytes(page_size, policy.truncate_page_n);
-            match self.checkpoint_synced(CheckpointMode::Passive, report, false) {
+            match self.checkpoint_synced(CheckpointMode::Passive, report) {
                 Ok(r) if !r.busy && self.logical_wal_size()? < threshold => return Ok(()),
                 Ok(_) => {}
                 Err(e) if e.is_busy() => {}
                 Err(e) => return Err(e),
             }
-            self.checkpoint_synced(CheckpointMode::Truncate, report, false)?;
+            self.checkpoint_synced(CheckpointMode::Truncate, report)?;
             return Ok(());
         }
         let due = if new >= wal_bytes(page_size, policy.min_page_count) {
@@ -79,7 +79,7 @@ impl Db {
             false
         };
         if due {
-            match self.checkpoint_synced(CheckpointMode::Passive, report, false) {
+            match self.checkpoint_synced(CheckpointMode::Passive, report) {
                 Ok(_) => {}
                 Err(e) if e.is_busy() => {}
                 Err(e) => return Err(e),
@@ -105,20 +105,22 @@ impl Db {
         mode: CheckpointMode,
         report: &mut SyncReport,
     ) -> Result<CheckpointResult> {
-        self.checkpoint_synced(mode, report, true)
+        if mode == CheckpointMode::Passive {
+            self.drain(report)?;
+        }
+        self.checkpoint_synced(mode, report)
     }
 
-    /// [`checkpoint`](Self::checkpoint); `sync_first: false` when a sync
-    /// step has just run, so the write lock is taken at once (what was
-    /// committed in between is little and synced under the lock).
+    /// [`checkpoint`](Self::checkpoint) right after a sync reached the WAL's
+    /// end: what was committed in between is little and synced under the
+    /// seal.
     fn checkpoint_synced(
         &mut self,
         mode: CheckpointMode,
         report: &mut SyncReport,
-        sync_first: bool,
     ) -> Result<CheckpointResult> {
         let started = Instant::now();
-        let result = self.checkpoint_steps(mode, report, sync_first);
+        let result = self.checkpoint_steps(mode, report);
         if let Some(m) = &self.checkpoint_metrics {
             m.record(mode.as_str(), started.elapsed(), result.is_ok());
         }
@@ -129,17 +131,18 @@ impl Db {
         &mut self,
         mode: CheckpointMode,
         report: &mut SyncReport,
-        sync_first: bool,
     ) -> Result<CheckpointResult> {
         let page_size = self
             .page_size()
             .ok_or(DbError::Internal("checkpoint before open"))?;
         let header_before = self.wal_header_bytes()?;
-        if sync_first || mode != CheckpointMode::Passive {
+        if mode != CheckpointMode::Passive {
             self.drain(report)?;
         }
+        let mut sealed_at = Instant::now();
         if mode == CheckpointMode::Passive {
             self.sqlite()?.seal()?;
+            sealed_at = Instant::now();
             if let Err(e) = self.drain(report) {
                 let _ = self.sqlite()?.unseal();
                 return Err(e);
@@ -155,6 +158,15 @@ impl Db {
             self.sqlite()?.unseal()?;
         }
         let result = result?;
+        tracing::debug!(
+            db = %self.opts.path.display(),
+            mode = mode.as_str(),
+            busy = result.busy,
+            frames = result.log_frames,
+            copied = result.checkpointed,
+            write_lock_ms = sealed_at.elapsed().as_secs_f64() * 1e3,
+            "checkpoint"
+        );
         report.checkpoints.push((mode, result));
         self.sqlite()?.bump_seq()?;
 
@@ -165,6 +177,14 @@ impl Db {
         }
         let unseen = result.log_frames > pre_frames as i64;
         if mode == CheckpointMode::Passive || !unseen && mode != CheckpointMode::Truncate {
+            // Sealed, so every frame before the restart was synced, by
+            // whichever checkpoint copied them (the application's may have
+            // beaten ours to it): the restart is one to follow.
+            self.restarted_after_seal = mode == CheckpointMode::Passive;
+            #[cfg(test)]
+            if let Some(hook) = self.after_restart.as_mut() {
+                hook();
+            }
             self.drain(report)?;
         } else {
             // After TRUNCATE the WAL cannot prove what was copied: write a
@@ -197,7 +217,7 @@ impl Db {
         Ok(())
     }
 
-    fn sqlite(&mut self) -> Result<&mut super::Sqlite> {
+    pub(super) fn sqlite(&mut self) -> Result<&mut super::Sqlite> {
         self.open
             .as_mut()
             .map(|o| &mut o.sqlite)

@@ -78,6 +78,12 @@ pub(super) struct Previous {
     /// Whether the last sync ended exactly at the end of the WAL file (an
     /// in-memory fact, false after a restart).
     pub synced_to_wal_end: bool,
+    /// The WAL restarted right after a checkpoint we ran under the seal:
+    /// every frame of this generation was synced before it, and our read
+    /// transaction, open since, stops any further restart (it either sits
+    /// on a frame, or reads the database file alone and so blocks every
+    /// checkpoint from copying the new generation).
+    pub restarted_after_seal: bool,
 }
 
 /// Answers "is page `pgno` with these bytes in the previous L0 file?"
@@ -124,6 +130,18 @@ pub(super) fn check<R: wal::ReadAt + ?Sized>(
         prev_commit,
         snapshot: None,
     };
+
+    if prev.restarted_after_seal
+        && let Some(now) = header
+        && now.page_size == h.page_size
+        && now.salts.salt1 == salts.salt1.wrapping_add(1)
+    {
+        // The restart that followed our sealed checkpoint (a restart adds
+        // one to salt-1): nothing of our generation is unsynced, and the
+        // new one's frames may already be overwriting our old tail, which
+        // the checks below would take for a lost generation.
+        return Ok(incremental(FIRST, now.salts));
+    }
 
     if offset > wal_len {
         return Ok(if prev.synced_to_wal_end {

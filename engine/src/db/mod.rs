@@ -139,6 +139,9 @@ pub struct Db {
     /// End of replicated WAL content (§4.5).
     last_synced_wal_offset: Option<u64>,
     synced_to_wal_end: bool,
+    /// See [`continuity::Previous::restarted_after_seal`]; consumed by the
+    /// next sync step.
+    restarted_after_seal: bool,
     synced_since_checkpoint: bool,
     last_frame: Option<LastFrame>,
     /// A snapshot the next sync must write whatever the WAL says: the
@@ -153,6 +156,10 @@ pub struct Db {
     /// so tests can change the WAL in that window.
     #[cfg(test)]
     after_check: Option<Box<dyn FnMut() + Send>>,
+    /// Test hook: runs after our checkpoint restarted the WAL, before the
+    /// sync step that follows.
+    #[cfg(test)]
+    after_restart: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -179,6 +186,7 @@ impl Db {
             pos: None,
             last_synced_wal_offset: None,
             synced_to_wal_end: false,
+            restarted_after_seal: false,
             synced_since_checkpoint: false,
             last_frame: None,
             pending_snapshot: None,
@@ -188,6 +196,8 @@ impl Db {
             shm: None,
             #[cfg(test)]
             after_check: None,
+            #[cfg(test)]
+            after_restart: None,
         }
     }
 
@@ -298,6 +308,8 @@ impl Db {
         if !self.ensure_open()? {
             return Ok(report);
         }
+        // Re-taken here if an earlier failure left it released (§2 step 8).
+        self.sqlite()?.begin_read()?;
         if let Some(reason) = self.pending_snapshot {
             report
                 .written
@@ -305,20 +317,22 @@ impl Db {
             self.pending_snapshot = None;
         }
         let orig = self.logical_wal_size()?;
-        let mut reached_end;
+        self.sync_to_end(&mut report)?;
+        self.checkpoint_if_needed(orig, &mut report)?;
+        Ok(report)
+    }
+
+    /// Sync steps until one reaches the WAL's end (or finds nothing new).
+    fn sync_to_end(&mut self, report: &mut SyncReport) -> Result<()> {
         loop {
             let step = self.sync_step(self.opts.max_sync_wal_bytes, None)?;
-            reached_end = step.at_wal_end;
             if let Some(w) = step.written {
                 report.written.push(w);
             }
             if step.written.is_none() || !step.limited || step.at_wal_end {
-                break;
+                return Ok(());
             }
         }
-        let _ = reached_end;
-        self.checkpoint_if_needed(orig, &mut report)?;
-        Ok(report)
     }
 
     /// Closes the database if its file was deleted or replaced (a new

@@ -30,9 +30,11 @@ impl Db {
             wal::ReadAt::size(&wal_file).map_err(|e| DbError::io("stat", &self.wal_path, e))?;
         let header = wal::read_header(&wal_file)?;
 
+        let restarted_after_seal = std::mem::take(&mut self.restarted_after_seal);
         let prev = self.pos.map(|header| Previous {
             header,
             synced_to_wal_end: self.synced_to_wal_end,
+            restarted_after_seal,
         });
         let mut check = PageCheck {
             meta: &self.meta,

@@ -166,6 +166,80 @@ fn our_passive_checkpoint_keeps_the_chain_incremental() {
 }
 
 #[test]
+fn checkpoints_under_an_application_that_keeps_committing_stay_incremental() {
+    let f = fixture(4096);
+    let mut o = opts(&f.path);
+    o.checkpoint.min_page_count = 100;
+    o.checkpoint.interval = None;
+    o.busy_timeout = std::time::Duration::from_secs(10);
+    let mut db = Db::new(o);
+    write(&f.app, 0, 10, 1000);
+    db.sync().unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (f.path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // The application checkpoints on its own too (SQLite's default).
+            let c = Connection::open(&path).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            let mut i = 10;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                write(&c, i, 4, 1500);
+                i += 4;
+            }
+        })
+    };
+    let (mut checkpoints, mut snapshots) = (0, Vec::new());
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        let r = db.sync().unwrap();
+        checkpoints += r.checkpoints.len();
+        snapshots.extend(r.written.iter().filter_map(|w| w.snapshot));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    while !db.sync().unwrap().written.is_empty() {}
+
+    assert!(checkpoints >= 5, "{checkpoints} checkpoints");
+    // The application's own checkpoints race ours, and its commits after
+    // each restart overwrite the old generation's tail: neither is a
+    // reason for a full snapshot.
+    assert_eq!(snapshots, [], "the chain stays incremental");
+    assert_eq!(rebuild(&db), logical_bytes(&f.path));
+}
+
+#[test]
+fn the_restart_after_our_checkpoint_is_followed_even_once_our_tail_is_overwritten() {
+    let f = fixture(4096);
+    let mut o = opts(&f.path);
+    o.checkpoint.min_page_count = 20;
+    let mut db = Db::new(o);
+    write(&f.app, 0, 30, 3000);
+    db.sync().unwrap();
+    let path = f.path.clone();
+    let mut next = 1000;
+    db.after_restart = Some(Box::new(move || {
+        // The application, quicker than us, fills the new generation past
+        // where the old one ended: our last frame is gone.
+        let app = Connection::open(&path).unwrap();
+        write(&app, next, 80, 3000);
+        next += 80;
+    }));
+    let mut snapshots = Vec::new();
+    for round in 0..3 {
+        write(&f.app, round * 40, 40, 3000);
+        let r = db.sync().unwrap();
+        assert!(!r.checkpoints.is_empty(), "round {round}: no checkpoint");
+        snapshots.extend(r.written.iter().filter_map(|w| w.snapshot));
+    }
+    db.after_restart = None;
+    while !db.sync().unwrap().written.is_empty() {}
+    assert_eq!(snapshots, [], "a restart of our own needs no snapshot");
+    assert_eq!(rebuild(&db), logical_bytes(&f.path));
+}
+
+#[test]
 fn a_truncate_by_another_process_is_answered_with_a_snapshot() {
     let f = fixture(4096);
     let mut db = Db::new(opts(&f.path));

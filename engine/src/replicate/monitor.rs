@@ -208,9 +208,6 @@ impl Monitor {
                 }
             }
         }
-        for (mode, r) in &report.checkpoints {
-            tracing::debug!(db = %self.name, mode = mode.as_str(), busy = r.busy, frames = r.log_frames, "checkpoint");
-        }
         Ok(report)
     }
 
