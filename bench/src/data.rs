@@ -74,6 +74,18 @@ pub(crate) fn marker(seq: u64) -> [u8; 16] {
     m
 }
 
+/// The page holding the marker row: the `marker` table's root, a single
+/// leaf while it has one small row.
+pub(crate) fn marker_page(db: &Path) -> Result<u32> {
+    let conn = Connection::open(db).with_context(|| format!("open {}", db.display()))?;
+    let root: u32 = conn.query_row(
+        "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = 'marker'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(root)
+}
+
 /// The largest marker sequence number in a page, if any.
 pub(crate) fn find_marker(page: &[u8]) -> Option<u64> {
     let mut best = None;

@@ -7,8 +7,6 @@
 //! compared with commits.)
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +16,8 @@ use std::time::{Duration, Instant};
 use crate::data;
 
 /// Directory scan period; the lag figures are precise to about this much.
-const POLL_EVERY: Duration = Duration::from_millis(20);
+/// Cheap: a new file costs one read and the decoding of a single page.
+const POLL_EVERY: Duration = Duration::from_millis(5);
 
 /// Per watched replica: when each newest marker was seen.
 #[derive(Default, Clone)]
@@ -36,8 +35,9 @@ pub(crate) struct LagPoller {
 }
 
 impl LagPoller {
-    /// Watches each of `l0_dirs` (one per database, in writer order).
-    pub(crate) fn start(l0_dirs: Vec<PathBuf>) -> LagPoller {
+    /// Watches each of `l0_dirs` (one per database, in writer order);
+    /// `marker_pages[i]` is the page of database `i`'s marker row.
+    pub(crate) fn start(l0_dirs: Vec<PathBuf>, marker_pages: Vec<u32>) -> LagPoller {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(vec![Watched::default(); l0_dirs.len()]));
         let handle = {
@@ -47,7 +47,8 @@ impl LagPoller {
                 let mut page = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
                     for (i, dir) in l0_dirs.iter().enumerate() {
-                        scan(dir, &mut seen[i], &mut page, |seq| {
+                        let marker_pgno = marker_pages.get(i).copied().unwrap_or(0);
+                        scan(dir, marker_pgno, &mut seen[i], &mut page, |seq| {
                             if let Ok(mut st) = state.lock()
                                 && seq > st[i].best
                             {
@@ -178,7 +179,13 @@ pub(crate) fn downsample<T: Copy>(v: Vec<T>, max: usize) -> Vec<T> {
 
 /// Decodes the LTX files of `dir` not seen before and reports the newest
 /// marker of each. A file that fails to decode is retried on the next scan.
-fn scan(dir: &Path, seen: &mut HashSet<String>, page: &mut Vec<u8>, mut found: impl FnMut(u64)) {
+fn scan(
+    dir: &Path,
+    marker_pgno: u32,
+    seen: &mut HashSet<String>,
+    page: &mut Vec<u8>,
+    mut found: impl FnMut(u64),
+) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -189,7 +196,7 @@ fn scan(dir: &Path, seen: &mut HashSet<String>, page: &mut Vec<u8>, mut found: i
         .collect();
     names.sort();
     for name in names {
-        if let Some(best) = newest_marker(&dir.join(&name), page) {
+        if let Some(best) = newest_marker(&dir.join(&name), marker_pgno, page) {
             if let Some(seq) = best {
                 found(seq);
             }
@@ -199,11 +206,20 @@ fn scan(dir: &Path, seen: &mut HashSet<String>, page: &mut Vec<u8>, mut found: i
 }
 
 /// `Some(newest marker or None)` for a complete file, `None` when it could
-/// not be decoded (yet).
-fn newest_marker(path: &Path, page: &mut Vec<u8>) -> Option<Option<u64>> {
-    let f = File::open(path).ok()?;
-    let mut dec = ltx::Decoder::new(BufReader::with_capacity(1 << 20, f)).ok()?;
-    page.resize(dec.header().page_size as usize, 0);
+/// not be read (yet). Every commit rewrites the marker row, so a file holds
+/// the marker's page whenever it holds a marker: that one page, found
+/// through the page index (LTX.md §7), is all that is decoded. Files
+/// without a usable index entry are decoded whole.
+fn newest_marker(path: &Path, marker_pgno: u32, page: &mut Vec<u8>) -> Option<Option<u64>> {
+    let bytes = std::fs::read(path).ok()?;
+    let header = *ltx::Decoder::new(bytes.as_slice()).ok()?.header();
+    page.resize(header.page_size as usize, 0);
+    if marker_pgno != 0
+        && let Some(found) = marker_from_index(&bytes, marker_pgno, page)
+    {
+        return Some(found);
+    }
+    let mut dec = ltx::Decoder::new(bytes.as_slice()).ok()?;
     let mut best: Option<u64> = None;
     while let Some(_pgno) = dec.next_page(page).ok()? {
         if let Some(seq) = data::find_marker(page) {
@@ -212,6 +228,27 @@ fn newest_marker(path: &Path, page: &mut Vec<u8>) -> Option<Option<u64>> {
     }
     dec.finish().ok()?;
     Some(best)
+}
+
+/// The marker in page `pgno` of a complete LTX file with LZ4 block pages:
+/// `Some(None)` when the file does not hold that page, `None` when the
+/// index or the page cannot be read this way.
+fn marker_from_index(bytes: &[u8], pgno: u32, page: &mut [u8]) -> Option<Option<u64>> {
+    let ltx::TailIndex::Complete(entries) = ltx::read_page_index(bytes, bytes.len() as u64).ok()?
+    else {
+        return None;
+    };
+    let Some(entry) = entries.iter().find(|e| e.pgno == pgno) else {
+        return Some(None);
+    };
+    let start = usize::try_from(entry.offset).ok()?;
+    let end = start.checked_add(usize::try_from(entry.size).ok()?)?;
+    let frame = bytes.get(start..end)?;
+    // Page header (page number, flags), then the block's size (LTX.md §6).
+    let size = u32::from_be_bytes(frame.get(6..10)?.try_into().ok()?) as usize;
+    let block = frame.get(10..10usize.checked_add(size)?)?;
+    let n = lz4_flex::block::decompress_into(block, page).ok()?;
+    (n == page.len()).then(|| data::find_marker(page))
 }
 
 #[cfg(test)]
@@ -226,5 +263,57 @@ mod tests {
         assert_eq!(percentile(&[], 0.5), None);
         let d = downsample((0..10_000).collect::<Vec<u32>>(), 100);
         assert!(d.len() <= 101 && d.last() == Some(&9_999));
+    }
+
+    fn ltx_file(pages: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let h = ltx::Header {
+            flags: ltx::HeaderFlags::NO_CHECKSUM,
+            page_size: 4096,
+            commit: 10,
+            min_txid: ltx::TxId::new(5),
+            max_txid: ltx::TxId::new(5),
+            timestamp: 1_700_000_000_000,
+            ..ltx::Header::default()
+        };
+        let mut enc = ltx::Encoder::new(Vec::new(), &h).unwrap();
+        for (pgno, data) in pages {
+            enc.encode_page(*pgno, data).unwrap();
+        }
+        enc.finish(ltx::Checksum::ZERO).unwrap().0
+    }
+
+    #[test]
+    fn the_marker_page_alone_is_found_through_the_index() {
+        let noise = |seed: u8| -> Vec<u8> {
+            let mut x = u64::from(seed) | 1;
+            (0..4096)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let mut marked = noise(3);
+        marked[1000..1016].copy_from_slice(&data::marker(77));
+        // A marker elsewhere than the marker page is not the marker row.
+        let mut stray = noise(4);
+        stray[8..24].copy_from_slice(&data::marker(99));
+        let file = ltx_file(&[(2, noise(1)), (4, marked), (7, stray)]);
+        let mut page = vec![0u8; 4096];
+        assert_eq!(marker_from_index(&file, 4, &mut page), Some(Some(77)));
+        assert_eq!(marker_from_index(&file, 5, &mut page), Some(None));
+        assert_eq!(
+            marker_from_index(&file[..file.len() - 1], 4, &mut page),
+            None
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0000000000000005-0000000000000005.ltx");
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(newest_marker(&path, 4, &mut page), Some(Some(77)));
+        // Without the page number: every page, the newest marker anywhere.
+        assert_eq!(newest_marker(&path, 0, &mut page), Some(Some(99)));
     }
 }

@@ -237,6 +237,14 @@ impl RunSetup {
             .collect()
     }
 
+    /// The page of each database's marker row (see [`crate::lag`]).
+    fn marker_pages(&self) -> Result<Vec<u32>> {
+        self.dbs
+            .iter()
+            .map(|db| crate::data::marker_page(db))
+            .collect()
+    }
+
     /// Restores every database with `tool` and compares it with its source.
     fn verify_all(&self, ctx: &Ctx<'_>, tool: Tool, r: &mut RunResult) -> Result<Vec<ProcStats>> {
         let mut details = Vec::new();

@@ -68,7 +68,7 @@ pub(super) fn replicated(
             .replicate(tool, &setup.config, &setup.log, setup.wal_files())?;
     // Start-up and the initial copy are not part of the lag.
     wait_first_copy(ctx, setup, &mut m, Duration::from_secs(300))?;
-    let poller = LagPoller::start(setup.l0_dirs(ctx));
+    let poller = LagPoller::start(setup.l0_dirs(ctx), setup.marker_pages()?);
     let epoch = Instant::now();
     let written = writer::run(&setup.dbs, &spec(ctx, w));
     let written = match written {
