@@ -131,9 +131,13 @@ fn replicate_big(page_size: u32, full: bool) {
     let mut rng = Rng::new(u64::from(page_size));
     write_around_the_lock_page(&conn, &mut rng, 30);
     if full {
-        // Below 1 GiB: delete a third of the rows and give the pages back.
-        conn.execute("DELETE FROM items WHERE id % 3 = 0", [])
-            .unwrap();
+        // Below 1 GiB: delete the newest third of the rows (whole pages at
+        // any page size) and give the pages back.
+        conn.execute(
+            "DELETE FROM items WHERE id > (SELECT max(id) FROM items) * 2 / 3",
+            [],
+        )
+        .unwrap();
         // Each step of the pragma frees one page: run it to the end.
         let mut vacuum = conn.prepare("PRAGMA incremental_vacuum").unwrap();
         let mut steps = vacuum.query([]).unwrap();
