@@ -145,7 +145,11 @@ impl ReplicaClient for FileReplica {
                 .open(&tmp)
                 .await
                 .map_err(|e| Error::io("create", &tmp, e))?;
-            let size = tokio::io::copy(&mut body, &mut file)
+            // Large reads: every read of a local file and every write to
+            // `file` is a trip through tokio's blocking pool, and
+            // `tokio::io::copy` moves 8 KiB at a time.
+            let mut body = tokio::io::BufReader::with_capacity(COPY_CHUNK, &mut body);
+            let size = tokio::io::copy_buf(&mut body, &mut file)
                 .await
                 .map_err(|e| Error::io("write", &tmp, e))?;
             file.sync_all()
@@ -203,6 +207,9 @@ impl ReplicaClient for FileReplica {
         }
     }
 }
+
+/// Bytes moved per read and write when copying a body into a file.
+const COPY_CHUNK: usize = 512 * 1024;
 
 async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
