@@ -48,8 +48,9 @@ impl ReplicaUrl {
         }
         // An S3 access point ARN contains colons that are not a port.
         if scheme.eq_ignore_ascii_case("s3")
-            && rest.len() >= 4
-            && rest[..4].eq_ignore_ascii_case("arn:")
+            && rest
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("arn:"))
         {
             return parse_access_point(rest);
         }
@@ -627,6 +628,15 @@ mod tests {
 
     /// Found by fuzzing: a `://` only inside the query used to index past
     /// the end of the part before it.
+    #[test]
+    fn a_multibyte_character_after_s3_scheme_is_not_an_arn() {
+        // Found by the config_parser fuzz target: slicing four bytes into
+        // a three-byte character panicked.
+        let e = ReplicaUrl::parse("s3://bus\u{3f90}E:cket").unwrap_err();
+        assert!(e.contains("port"), "{e}");
+        assert!(ReplicaUrl::parse("s3://b\u{3f90}/path").is_ok());
+    }
+
     #[test]
     fn a_scheme_only_in_the_query_is_no_scheme() {
         assert_eq!(
