@@ -7,13 +7,19 @@ use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::header::{Header, HeaderFlags, Trailer};
 
+/// Bytes of read buffers shared by a compactor's inputs.
+const INPUT_BUFFER_BUDGET: usize = 8 << 20;
+/// Smallest read buffer of one input.
+const MIN_INPUT_BUFFER: usize = 16 * 1024;
+
 /// Merges an ordered list of LTX streams (oldest first) into one file.
 ///
 /// The newest version of each page wins; pages past the last input's commit
 /// are dropped; each input's checksum and index are verified after its pages
 /// (LTX.md §12 step 5). Memory: one page buffer per input plus the output's
-/// page index. The output is not to be trusted unless
-/// [`compact`](Self::compact) returns `Ok`.
+/// page index, and read buffers sharing 8 MiB (16 KiB each at least). The
+/// output is not to be trusted unless [`compact`](Self::compact) returns
+/// `Ok`.
 #[derive(Debug)]
 pub struct Compactor<R: Read> {
     inputs: Vec<Decoder<R>>,
@@ -32,9 +38,12 @@ impl<R: Read> Compactor<R> {
     /// (LTX.md §12 step 2). The output carries `flags` (Litestream:
     /// NoChecksum).
     pub fn new(readers: Vec<R>, flags: HeaderFlags) -> Result<Compactor<R>> {
+        // Every input is open at once: their read buffers share a budget.
+        let buffer = (INPUT_BUFFER_BUDGET / readers.len().max(1))
+            .clamp(MIN_INPUT_BUFFER, crate::decoder::DEFAULT_BUFFER);
         let inputs = readers
             .into_iter()
-            .map(Decoder::new)
+            .map(|r| Decoder::with_buffer(buffer, r))
             .collect::<Result<Vec<_>>>()?;
         let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
             return Err(Error::Usage("the compactor needs at least one input"));

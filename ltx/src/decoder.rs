@@ -3,6 +3,9 @@
 
 use std::io::{BufReader, Read};
 
+/// Read buffer of a decoder made by [`Decoder::new`].
+pub(crate) const DEFAULT_BUFFER: usize = 128 * 1024;
+
 use lz4_flex::block::{decompress_into, get_maximum_output_size};
 
 use crate::checksum::Crc64;
@@ -102,8 +105,14 @@ pub struct Decoder<R: Read> {
 impl<R: Read> Decoder<R> {
     /// Reads and validates the header (LTX.md §3.2).
     pub fn new(reader: R) -> Result<Decoder<R>> {
+        Decoder::with_buffer(DEFAULT_BUFFER, reader)
+    }
+
+    /// [`new`](Self::new) with a read buffer of `capacity` bytes, for
+    /// callers holding many decoders at once.
+    pub fn with_buffer(capacity: usize, reader: R) -> Result<Decoder<R>> {
         let mut input = Input {
-            inner: BufReader::with_capacity(128 * 1024, reader),
+            inner: BufReader::with_capacity(capacity, reader),
             offset: 0,
         };
         let mut bytes = [0u8; HEADER_SIZE];

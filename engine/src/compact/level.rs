@@ -20,11 +20,12 @@ use super::stream::{BlockingReader, chunk_channel};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LevelOutcome {
-    /// A new file was written at the level.
+    /// New files were written at the level (one, unless more than
+    /// `MAX_FAN_IN` inputs were waiting).
     Compacted {
-        /// The file written.
+        /// The newest file written.
         file: FileInfo,
-        /// How many source files it merges.
+        /// How many source files they merge.
         inputs: usize,
         /// How many of those were read from the local metadata directory
         /// rather than the replica.
@@ -152,7 +153,7 @@ pub async fn compact_one_level(
     if let Some(through) = through {
         inputs.retain(|f| f.id.max_txid <= through);
     }
-    let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
+    let Some(first) = inputs.first() else {
         return Ok(LevelOutcome::UpToDate);
     };
     check_contiguous(level, &inputs)?;
@@ -172,15 +173,33 @@ pub async fn compact_one_level(
         );
     }
 
-    let id = FileId::new(level, first.id.min_txid, last.id.max_txid);
-    let (file, local_inputs) = merge_and_upload(client, id, &inputs, local_l0).await?;
-    cache.observe(file);
-    Ok(LevelOutcome::Compacted {
-        file,
-        inputs: inputs.len(),
-        local_inputs,
-    })
+    // A merge holds every input open with a page buffer each: past
+    // MAX_FAN_IN inputs (a write flood between two level-1 steps makes
+    // thousands of level-0 files) the level gets consecutive files.
+    let mut newest = None;
+    let mut local_inputs = 0;
+    for chunk in inputs.chunks(MAX_FAN_IN) {
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+            continue;
+        };
+        let id = FileId::new(level, first.id.min_txid, last.id.max_txid);
+        let (file, local) = merge_and_upload(client, id, chunk, local_l0).await?;
+        cache.observe(file);
+        newest = Some(file);
+        local_inputs += local;
+    }
+    match newest {
+        Some(file) => Ok(LevelOutcome::Compacted {
+            file,
+            inputs: inputs.len(),
+            local_inputs,
+        }),
+        None => Ok(LevelOutcome::UpToDate),
+    }
 }
+
+/// Most inputs merged into one file.
+pub(crate) const MAX_FAN_IN: usize = 128;
 
 /// The rule of LTX.md §12 step 2, checked on the names before anything is
 /// opened so the error can name both files.
@@ -325,6 +344,8 @@ async fn open_local(dir: Option<&Path>, id: FileId) -> Option<std::fs::File> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::compact::testutil::{Fixture, decode, fid, secs, secs_ms};
 
@@ -395,6 +416,56 @@ mod tests {
         let listed = fx.replica.list(1, TxId::ZERO).await.unwrap();
         assert_eq!(listed[0].created_at, secs(3));
         assert_eq!(cache.get(1).map(|f| f.id), Some(file.id));
+    }
+
+    #[tokio::test]
+    async fn more_inputs_than_the_fan_in_make_consecutive_files() {
+        let mut fx = Fixture::new();
+        let n = MAX_FAN_IN as u64 * 2 + 5;
+        fx.commit(&[(1, 1), (2, 1), (3, 1)], secs_ms(1)).await;
+        for t in 2..=n {
+            let pgno = (t % 7) as u32 + 1;
+            fx.commit(&[(pgno, t as u8)], secs_ms(1) + t as i64).await;
+        }
+        let cache = NewestFiles::default();
+        let out = run(&fx, 1, L1, secs(3600), true, &cache).await.unwrap();
+        let (file, inputs, local_inputs) = written(out);
+        assert_eq!((inputs, local_inputs), (n as usize, n as usize));
+        let fan = MAX_FAN_IN as u64;
+        let ids: Vec<FileId> = fx
+            .replica
+            .list(1, TxId::ZERO)
+            .await
+            .unwrap()
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                fid(1, 1, fan),
+                fid(1, fan + 1, 2 * fan),
+                fid(1, 2 * fan + 1, n)
+            ]
+        );
+        assert_eq!(
+            file.id,
+            fid(1, 2 * fan + 1, n),
+            "the newest one is reported"
+        );
+        // Each file is the merge of its own inputs; applied in order they
+        // give the database at TXID n.
+        let mut db = BTreeMap::new();
+        for id in &ids {
+            let (header, pages) = decode(&fx.read(*id));
+            assert_eq!(
+                (header.min_txid, header.max_txid),
+                (id.min_txid, id.max_txid)
+            );
+            assert!(pages == fx.expected(id.min_txid.get(), id.max_txid.get()));
+            db.extend(pages);
+        }
+        assert!(db == fx.expected(1, n));
     }
 
     #[tokio::test]
