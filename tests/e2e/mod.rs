@@ -27,8 +27,10 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
-/// How long any one-shot command (restore, ltx) may take.
-pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long any one-shot command (restore, ltx) may take: a guard against
+/// hangs, long enough for Litestream to restore the 3 GB databases of the
+/// long big-database runs on a busy machine (about a minute and a half).
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a daemon may take to exit after SIGTERM.
 pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(40);
 
