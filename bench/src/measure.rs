@@ -198,6 +198,10 @@ impl Monitored {
             bail!("process already finished");
         };
         let pid = Pid::from_raw(child.id() as i32);
+        // The peak resident set, read now and every 10 ms until the exit: a
+        // run shorter than the sampler's period would otherwise show only
+        // its start.
+        let mut hwm = sample(child.id()).map_or(0, |s| s.hwm);
         if terminate {
             let _ = kill(pid, Signal::SIGTERM);
         }
@@ -207,6 +211,9 @@ impl Monitored {
         let mut killed = false;
         let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
         while let Ok(WaitStatus::StillAlive) = waitid(Id::Pid(pid), peek) {
+            if let Some(s) = sample(child.id()) {
+                hwm = hwm.max(s.hwm);
+            }
             if Instant::now() > deadline && !killed {
                 let _ = killpg(pid, Signal::SIGKILL);
                 killed = true;
@@ -232,7 +239,7 @@ impl Monitored {
         Ok(ProcStats {
             wall,
             cpu: if cpu > 0.0 { cpu } else { last.cpu },
-            peak_rss: samples.iter().map(|s| s.hwm).max().unwrap_or(0),
+            peak_rss: samples.iter().map(|s| s.hwm).fold(hwm, u64::max),
             write_bytes: last_io.max(last.write_bytes),
             peak_wal: samples.iter().map(|s| s.wal).max().unwrap_or(0),
             success: status.success() && !killed,
